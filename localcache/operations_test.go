@@ -155,7 +155,6 @@ func TestSetRateLimit(t *testing.T) {
 // TestSetIf covers every comparator against a total below, equal to and
 // above the target, in every history mode, on a key with two buckets.
 func TestSetIf(t *testing.T) {
-	type shape struct{ Total, Buckets, Oldest, Newest int64 }
 	for _, mode := range []trypema.HistoryMode{trypema.Replace, trypema.PreserveNewest, trypema.PreserveOldest} {
 		for _, c := range []trypema.Comparator{trypema.Always, trypema.Eq, trypema.Ne, trypema.Lt, trypema.Le, trypema.Gt, trypema.Ge} {
 			for _, target := range []int64{2, 6, 9, 0} { // total is 6: above, equal, below; 0 deletes

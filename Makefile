@@ -1,0 +1,35 @@
+# Trypema-Go. The README's two commands: `make demo` and `make test`.
+
+GO        ?= go
+PKGS      := ./...
+BENCHSTAT := $(GO) run golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da
+STATICCHECK := $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.7.0
+BENCH     ?= .
+BENCHCOUNT ?= 6
+
+.PHONY: all demo test vet lint bench
+
+all: test
+
+## demo: run the demo of the local provider's two strategies
+demo:
+	$(GO) run ./cmd/trypema demo
+
+## test: install redis-server if missing (as root), vet, and run every test with -race
+test:
+	./scripts/ensure-redis.sh
+	$(GO) vet $(PKGS)
+	TRYPEMA_REQUIRE_REDIS=1 $(GO) test -race -count=1 $(PKGS)
+
+vet:
+	$(GO) vet $(PKGS)
+
+## lint: gofmt, go vet and staticcheck
+lint: vet
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(STATICCHECK) $(PKGS)
+
+## bench: run the benchmarks (BENCH=regexp, BENCHCOUNT=n) and summarise them with benchstat
+bench:
+	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem -count $(BENCHCOUNT) $(PKGS) | tee bench.txt
+	$(BENCHSTAT) bench.txt
