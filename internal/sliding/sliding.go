@@ -72,9 +72,14 @@ type State struct {
 	head int
 	size int
 
-	factor   float64
-	factorAt int64
-	factorOK bool
+	// The cached suppression factor, valid for FactorCacheMs after factorAt
+	// while the oldest live bucket is still the one that started at
+	// factorHead: an expiry invalidates it without any write, so read-only
+	// Lua scripts judge the cache exactly as this code does.
+	factor     float64
+	factorAt   int64
+	factorHead int64
+	factorOK   bool
 }
 
 // Len returns the number of live buckets (as of the last operation).
@@ -115,7 +120,6 @@ func (s *State) Advance(p *Params, now int64) int64 {
 		s.Declined -= b.Declined
 		s.head = (s.head + 1) & (len(s.buf) - 1)
 		s.size--
-		s.factorOK = false
 	}
 	if s.size == 0 {
 		s.Reset()
@@ -285,12 +289,12 @@ func (s *State) currentFactor(p *Params, now int64, store bool) float64 {
 		return 0
 	case accepted >= s.Hard:
 		return 1
-	case s.factorOK && now-s.factorAt < p.FactorCacheMs:
+	case s.factorOK && now-s.factorAt < p.FactorCacheMs && s.oldest().Start == s.factorHead:
 		return s.factor
 	}
 	f := s.computeFactor(p, now)
 	if store {
-		s.factor, s.factorAt, s.factorOK = f, now, true
+		s.factor, s.factorAt, s.factorHead, s.factorOK = f, now, s.oldest().Start, true
 	}
 	return f
 }
