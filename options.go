@@ -39,7 +39,9 @@ type Config struct {
 	// SweepInterval is how often the local and hybrid providers drop idle
 	// keys. Zero picks the window, clamped to [1 s, 1 min].
 	SweepInterval time.Duration
-	// Clock is the time source. Nil means [SystemClock].
+	// Clock is the time source. Nil means the provider's own: [SystemClock]
+	// for the local and hybrid providers, the Redis server's TIME for the
+	// Redis provider (a Clock given to it is sent as the scripts' now_ms).
 	Clock Clock
 	// Random returns uniform draws in [0, 1) for the suppressed strategy.
 	// Nil means math/rand/v2's Float64.
@@ -113,9 +115,6 @@ func NewConfig(opts ...Option) (Config, error) {
 	}
 	if c.SweepInterval == 0 {
 		c.SweepInterval = min(max(c.Window, time.Second), time.Minute)
-	}
-	if c.Clock == nil {
-		c.Clock = SystemClock()
 	}
 	if err := c.Validate(); err != nil {
 		return Config{}, err

@@ -119,7 +119,7 @@ func TestConfigDefaults(t *testing.T) {
 	}
 	if c.Window != 10*time.Second || c.BucketSize != 100*time.Millisecond || c.HardLimitFactor != 1 ||
 		c.FactorCacheTTL != 100*time.Millisecond || c.SyncInterval != 10*time.Millisecond ||
-		c.SweepInterval != 10*time.Second || c.Prefix != "trypema" || c.FailurePolicy != trypema.FailError || c.Clock == nil {
+		c.SweepInterval != 10*time.Second || c.Prefix != "trypema" || c.FailurePolicy != trypema.FailError || c.Clock != nil {
 		t.Errorf("defaults = %+v", c)
 	}
 	c, err = trypema.NewConfig(trypema.WithWindow(400*24*time.Hour), trypema.WithBucketSize(400*24*time.Hour))

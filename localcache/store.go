@@ -88,6 +88,9 @@ func newStore(suppressed bool, opts []trypema.Option) (*store, error) {
 	if s.random == nil {
 		s.random = rand.Float64
 	}
+	if s.clock == nil {
+		s.clock = trypema.SystemClock()
+	}
 	for i := range s.shards {
 		s.shards[i].m = make(map[uint64]*entry)
 	}
