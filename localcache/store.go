@@ -32,9 +32,12 @@ type store struct {
 }
 
 type shard struct {
-	mu sync.RWMutex
-	m  map[uint64]*entry // by maphash of the key; collisions chain through next
-	_  [32]byte          // keeps neighbouring shards' locks off one cache line
+	// hot is the shard's most recently used entry. A hit skips the read
+	// lock and the map, which is most of the cost of finding a hot key.
+	hot atomic.Pointer[entry]
+	mu  sync.RWMutex
+	m   map[uint64]*entry // by maphash of the key; collisions chain through next
+	_   [32]byte          // keeps neighbouring shards' locks off one cache line
 }
 
 type entry struct {
@@ -55,6 +58,7 @@ func find(e *entry, key string) *entry {
 
 // unlink removes e from sh's map, keeping any colliding keys.
 func (sh *shard) unlink(h uint64, e *entry) {
+	sh.hot.CompareAndSwap(e, nil)
 	head := sh.m[h]
 	if head == e {
 		if e.next == nil {
@@ -110,26 +114,31 @@ func (s *store) locate(key string) (uint64, *shard) {
 func (s *store) lock(key string, create bool) *entry {
 	h, sh := s.locate(key)
 	for {
-		sh.mu.RLock()
-		e := find(sh.m[h], key)
-		sh.mu.RUnlock()
-		if e == nil {
-			if !create {
-				return nil
+		e := sh.hot.Load()
+		if e == nil || e.key != key {
+			sh.mu.RLock()
+			e = find(sh.m[h], key)
+			sh.mu.RUnlock()
+			if e == nil {
+				if !create {
+					return nil
+				}
+				sh.mu.Lock()
+				head := sh.m[h]
+				if e = find(head, key); e == nil {
+					e = &entry{key: key, next: head}
+					sh.m[h] = e
+				}
+				sh.mu.Unlock()
 			}
-			sh.mu.Lock()
-			head := sh.m[h]
-			if e = find(head, key); e == nil {
-				e = &entry{key: key, next: head}
-				sh.m[h] = e
-			}
-			sh.mu.Unlock()
+			sh.hot.Store(e)
 		}
 		e.mu.Lock()
 		if !e.dead {
 			return e
 		}
 		e.mu.Unlock()
+		sh.hot.CompareAndSwap(e, nil)
 	}
 }
 
@@ -222,6 +231,7 @@ func (s *store) clear() {
 			}
 		}
 		sh.m = make(map[uint64]*entry)
+		sh.hot.Store(nil)
 		sh.mu.Unlock()
 	}
 }
