@@ -69,9 +69,18 @@ func TestCoalescingEdge(t *testing.T) {
 	if s, _ := a.Get(ctx, "k"); s.Total != 8 {
 		t.Fatalf("total at 11,099 = %d, want 8 (the joined bucket expires by its newest call)", s.Total)
 	}
-	clk.Set(11_098) // the clock steps back: treated as 11,099
-	if s, _ := a.Get(ctx, "k"); s.Total != 8 {
-		t.Fatalf("a clock step back revived expired units: total %d", s.Total)
+	// Reads record nothing, so the key's time is still its newest call
+	// (10,100): at 11,098 the first bucket (last call 10,099) is live again,
+	// exactly as the Lua scripts, which cannot write on a read, see it.
+	clk.Set(11_098)
+	if s, _ := a.Get(ctx, "k"); s.Total != 10 {
+		t.Fatalf("after a read at 11,099 and a clock step back to 11,098: total %d, want 10", s.Total)
+	}
+	clk.Set(11_099)
+	a.Inc(ctx, "k", ten, 1) // a write at 11,099 expires the first bucket for good
+	clk.Set(11_098)         // treated as 11,099, the newest call
+	if s, _ := a.Get(ctx, "k"); s.Total != 9 {
+		t.Fatalf("a clock step back after a write revived expired units: total %d, want 9", s.Total)
 	}
 }
 

@@ -196,10 +196,10 @@ func checkSetIf(r trypema.Rate, cmp trypema.Comparator, n int64, mode trypema.Hi
 	if err := cmp.Validate(); err != nil {
 		return err
 	}
-	if err := mode.Validate(); err != nil {
+	if err := trypema.ValidateTarget(n); err != nil {
 		return err
 	}
-	return trypema.ValidateTarget(n)
+	return mode.Validate() // in the scripts' argument order
 }
 
 // remove deletes key from its map and reports its usage.

@@ -103,7 +103,10 @@ func (s *State) Idle(p *Params, now int64) bool {
 }
 
 // Advance applies the monotonic guard and expires buckets; it returns the
-// time the operation runs at. Every operation calls it first.
+// time the operation runs at. Every operation calls it first. An operation
+// that ends up recording nothing undoes the expiry (see mark): the Lua
+// scripts write nothing then, so a later call with a clock stepped back
+// must still see those buckets, here as there.
 func (s *State) Advance(p *Params, now int64) int64 {
 	if s.size == 0 {
 		return now
@@ -121,10 +124,21 @@ func (s *State) Advance(p *Params, now int64) int64 {
 		s.head = (s.head + 1) & (len(s.buf) - 1)
 		s.size--
 	}
-	if s.size == 0 {
-		s.Reset()
-	}
 	return now
+}
+
+// mark is the part of a State that Advance changes. Expiry only moves the
+// ring's head, so restoring these fields brings the buckets back exactly.
+type mark struct {
+	head, size      int
+	total, declined int64
+}
+
+func (s *State) mark() mark { return mark{s.head, s.size, s.Total, s.Declined} }
+
+// undo restores the state of m: the operation recorded nothing.
+func (s *State) undo(m mark) {
+	s.head, s.size, s.Total, s.Declined = m.head, m.size, m.total, m.declined
 }
 
 // Reset forgets the key, keeping the ring's memory for reuse.
@@ -176,17 +190,21 @@ func (s *State) adopt(p *Params, r trypema.Rate, n int64) error {
 		return countExceeds(n, hard, r, p)
 	}
 	s.Rate, s.Soft, s.Hard = r, soft, hard
+	s.factorOK = false
 	return nil
 }
 
 // IncAbsolute is the absolute strategy's Inc (SPEC §4.1).
 func (s *State) IncAbsolute(p *Params, now int64, r trypema.Rate, n int64) (trypema.Decision, error) {
+	m := s.mark()
 	now = s.Advance(p, now)
 	if s.size == 0 {
 		if err := s.adopt(p, r, n); err != nil {
+			s.undo(m)
 			return trypema.Decision{}, err
 		}
 	} else if n > s.Soft {
+		s.undo(m)
 		return trypema.Decision{}, countExceeds(n, s.Soft, s.Rate, p)
 	}
 	c := s.Soft
@@ -194,7 +212,9 @@ func (s *State) IncAbsolute(p *Params, now int64, r trypema.Rate, n int64) (tryp
 		s.record(p, now, n, 0)
 		return trypema.Decision{Outcome: trypema.Allowed, Admitted: true, Limit: c, Remaining: c - s.Total}, nil
 	}
-	return s.rejection(p, now, n), nil
+	d := s.rejection(p, now, n)
+	s.undo(m)
+	return d, nil
 }
 
 // rejection builds the Rejected decision for n units with the exact wait.
@@ -221,6 +241,7 @@ func (s *State) rejection(p *Params, now, n int64) trypema.Decision {
 
 // IsAllowed is the absolute strategy's read-only question for one unit.
 func (s *State) IsAllowed(p *Params, now int64) trypema.Decision {
+	defer s.undo(s.mark())
 	now = s.Advance(p, now)
 	if s.size == 0 {
 		return trypema.Decision{Outcome: trypema.Allowed, Admitted: true}
@@ -246,12 +267,15 @@ func (s *State) IsAllowed(p *Params, now int64) trypema.Decision {
 // while its demand in the last second is above the rate (see
 // computeFactor), so the admitted rate stays at the target.
 func (s *State) IncSuppressed(p *Params, now int64, r trypema.Rate, n int64, u float64) (trypema.Decision, error) {
+	m := s.mark()
 	now = s.Advance(p, now)
 	if s.size == 0 {
 		if err := s.adopt(p, r, n); err != nil {
+			s.undo(m)
 			return trypema.Decision{}, err
 		}
 	} else if n > s.Hard {
+		s.undo(m)
 		return trypema.Decision{}, countExceeds(n, s.Hard, s.Rate, p)
 	}
 	forecast := s.Total - s.Declined + n
@@ -275,6 +299,7 @@ func (s *State) IncSuppressed(p *Params, now int64, r trypema.Rate, n int64, u f
 
 // Factor is the read-only suppression factor at now.
 func (s *State) Factor(p *Params, now int64) float64 {
+	defer s.undo(s.mark())
 	return s.currentFactor(p, now, false)
 }
 
@@ -335,32 +360,37 @@ func (s *State) computeFactor(p *Params, now int64) float64 {
 
 // Snapshot is Get: the live state, read-only.
 func (s *State) Snapshot(p *Params, now int64) trypema.Snapshot {
+	defer s.undo(s.mark())
 	now = s.Advance(p, now)
 	if s.size == 0 {
 		return trypema.Snapshot{}
 	}
 	snap := trypema.Snapshot{Exists: true, Total: s.Total, Declined: s.Declined, Limit: s.Soft, HardLimit: s.Hard, Rate: s.Rate}
 	if p.Suppressed {
-		snap.SuppressionFactor = s.Factor(p, now)
+		snap.SuppressionFactor = s.currentFactor(p, now, false)
 	}
 	return snap
 }
 
 // SetRateLimit replaces the rate of a live key, keeping its history.
 func (s *State) SetRateLimit(p *Params, now int64, r trypema.Rate) (trypema.Rate, bool, error) {
+	m := s.mark()
 	s.Advance(p, now)
 	if s.size == 0 {
+		s.undo(m)
 		return 0, false, nil
 	}
 	soft, hard, err := p.Caps(r)
-	if err != nil {
-		return 0, false, err
+	if err != nil || r == s.Rate { // nothing to write
+		s.undo(m)
+		if err != nil {
+			return 0, false, err
+		}
+		return r, true, nil
 	}
 	prev := s.Rate
-	if r != prev {
-		s.Rate, s.Soft, s.Hard = r, soft, hard
-		s.factorOK = false
-	}
+	s.Rate, s.Soft, s.Hard = r, soft, hard
+	s.factorOK = false
 	return prev, true, nil
 }
 
@@ -390,9 +420,11 @@ func (s *State) SetIf(p *Params, now int64, r trypema.Rate, cmp trypema.Comparat
 	if err != nil {
 		return trypema.SetResult{}, err
 	}
+	m := s.mark()
 	now = s.Advance(p, now)
 	cur := s.Total
 	if !cmp.Match(cur, n) {
+		s.undo(m)
 		return trypema.SetResult{Previous: cur, Current: cur}, nil
 	}
 	if n == 0 {
