@@ -7,7 +7,7 @@ STATICCHECK := $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.7.0
 BENCH     ?= .
 BENCHCOUNT ?= 6
 
-.PHONY: all demo test vet lint bench
+.PHONY: all demo test vet lint bench generate check-generated
 
 all: test
 
@@ -15,14 +15,22 @@ all: test
 demo:
 	$(GO) run ./cmd/trypema demo
 
-## test: install redis-server if missing (as root), vet, and run every test with -race
-test:
+## test: check the generated files, install redis-server if missing (as root), vet, and run every test with -race
+test: check-generated
 	./scripts/ensure-redis.sh
 	$(GO) vet $(PKGS)
 	TRYPEMA_REQUIRE_REDIS=1 $(GO) test -race -count=1 $(PKGS)
 
 vet:
 	$(GO) vet $(PKGS)
+
+## generate: write the files generated from lua/v1/*.lua (dist scripts, functions.lua, CONTRACT.md, client/scripts_gen.go)
+generate:
+	$(GO) run ./gen
+
+## check-generated: fail, listing them, when generated files are stale (fix: make generate)
+check-generated:
+	$(GO) run ./gen -check
 
 ## lint: gofmt, go vet and staticcheck
 lint: vet

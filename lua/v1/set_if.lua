@@ -1,0 +1,26 @@
+--! script   set_if
+--! summary  Sets the key's live total to n and its rate when the total compares with n as asked; n = 0 deletes the key
+--! readonly false
+--! key      buckets  LIST of the key's buckets "start:last:count:declined", oldest first (<prefix>:v1:<abs|sup>:{<key>}:buckets)
+--! key      meta     HASH of the key's rate, caps and totals (<prefix>:v1:<abs|sup>:{<key>}:meta)
+--! arg      window_ms          int     ms       required  sliding window, 1 to 34560000000 (400 days)
+--! arg      hard_limit_factor  float   ratio    required  hard cap over soft cap, finite and >= 1 (1 for the absolute strategy)
+--! arg      rate               float   units/s  required  the rate the key gets on a match; positive, finite, normal
+--! arg      comparator         string  -        required  always, eq, ne, lt, le, gt or ge: the test "live total <comparator> n"
+--! arg      n                  int     units    required  the new live total, 0 to 9007199254740991 (0 deletes the key)
+--! arg      mode               string  -        required  replace (one fresh bucket), preserve_newest (raise the newest bucket, lower from the oldest) or preserve_oldest (raise the oldest, lower from the newest)
+--! arg      now_ms             int     ms       optional  Unix time in milliseconds; absent or empty: the server's TIME
+--! reply    matched   int  1 if the comparator matched and the key was set, else 0 (nothing written)
+--! reply    previous  int  the live total before the call
+--! reply    current   int  the live total after the call
+--! error    TRYPEMA_KEYS  not exactly two keys
+--! error    TRYPEMA_ARG  an argument is missing, there are too many, or comparator, mode or now_ms is not valid
+--! error    TRYPEMA_WINDOW  window_ms is not an integer in [1, 34560000000]
+--! error    TRYPEMA_FACTOR  hard_limit_factor is not a finite decimal number >= 1
+--! error    TRYPEMA_RATE  rate is not a positive, finite, normal decimal number
+--! error    TRYPEMA_COUNT  n is not an integer in [0, 9007199254740991]
+--! error    TRYPEMA_ZERO_CAPACITY  rate admits less than one unit over the window
+--! error    TRYPEMA_WRONGTYPE  a key exists with another Redis type
+--! error    TRYPEMA_CORRUPT  the stored state was not written by these scripts
+--! example  2 trypema:v1:abs:{user_1}:buckets trypema:v1:abs:{user_1}:meta 10000 1 10 lt 5 preserve_newest
+return run(KEYS, ARGV, 'window_ms hard_limit_factor rate comparator n/target mode now_ms?', op_set_if)

@@ -1,0 +1,21 @@
+--! script   set_rate_limit
+--! summary  Replaces the sticky rate of a key with live usage, keeping its history; an equal rate or a key without live usage writes nothing
+--! readonly false
+--! key      buckets  LIST of the key's buckets "start:last:count:declined", oldest first (<prefix>:v1:<abs|sup>:{<key>}:buckets)
+--! key      meta     HASH of the key's rate, caps and totals (<prefix>:v1:<abs|sup>:{<key>}:meta)
+--! arg      window_ms          int    ms       required  sliding window, 1 to 34560000000 (400 days)
+--! arg      hard_limit_factor  float  ratio    required  hard cap over soft cap, finite and >= 1 (1 for the absolute strategy)
+--! arg      rate               float  units/s  required  the new rate; positive, finite, normal
+--! arg      now_ms             int    ms       optional  Unix time in milliseconds; absent or empty: the server's TIME
+--! reply    existed        int    1 if the key had live usage (and now has the rate), else 0 (nothing written)
+--! reply    previous_rate  float  the rate before the call in units per second; "0" if the key had no live usage
+--! error    TRYPEMA_KEYS  not exactly two keys
+--! error    TRYPEMA_ARG  an argument is missing, there are too many, or now_ms is not an integer >= 0
+--! error    TRYPEMA_WINDOW  window_ms is not an integer in [1, 34560000000]
+--! error    TRYPEMA_FACTOR  hard_limit_factor is not a finite decimal number >= 1
+--! error    TRYPEMA_RATE  rate is not a positive, finite, normal decimal number
+--! error    TRYPEMA_ZERO_CAPACITY  the key has live usage and rate admits less than one unit over the window
+--! error    TRYPEMA_WRONGTYPE  a key exists with another Redis type
+--! error    TRYPEMA_CORRUPT  the stored state was not written by these scripts
+--! example  2 trypema:v1:abs:{user_1}:buckets trypema:v1:abs:{user_1}:meta 10000 1 20
+return run(KEYS, ARGV, 'window_ms hard_limit_factor rate now_ms?', op_set_rate_limit)

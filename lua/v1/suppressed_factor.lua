@@ -1,0 +1,16 @@
+--! script   suppressed_factor
+--! summary  Suppressed strategy: the key's current suppression factor, without recording anything
+--! readonly true
+--! key      buckets  LIST of the key's buckets "start:last:count:declined", oldest first (<prefix>:v1:sup:{<key>}:buckets)
+--! key      meta     HASH of the key's rate, caps, totals and cached factor (<prefix>:v1:sup:{<key>}:meta)
+--! arg      window_ms        int  ms  required  sliding window, 1 to 34560000000 (400 days)
+--! arg      factor_cache_ms  int  ms  required  how long a computed suppression factor is reused, >= 1
+--! arg      now_ms           int  ms  optional  Unix time in milliseconds; absent or empty: the server's TIME
+--! reply    factor  float  the probability of denial in [0, 1]; "0" for a key without live usage
+--! error    TRYPEMA_KEYS  not exactly two keys
+--! error    TRYPEMA_ARG  an argument is missing, there are too many, or factor_cache_ms or now_ms is out of range
+--! error    TRYPEMA_WINDOW  window_ms is not an integer in [1, 34560000000]
+--! error    TRYPEMA_WRONGTYPE  a key exists with another Redis type
+--! error    TRYPEMA_CORRUPT  the stored state was not written by these scripts
+--! example  2 trypema:v1:sup:{user_1}:buckets trypema:v1:sup:{user_1}:meta 10000 100
+return run(KEYS, ARGV, 'window_ms factor_cache_ms now_ms?', op_suppressed_factor)

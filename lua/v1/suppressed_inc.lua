@@ -1,0 +1,31 @@
+--! script   suppressed_inc
+--! summary  Suppressed strategy: records n units and decides them: allowed under the soft cap, else admitted with probability 1 - factor, never above the hard cap
+--! readonly false
+--! key      buckets  LIST of the key's buckets "start:last:count:declined", oldest first (<prefix>:v1:sup:{<key>}:buckets)
+--! key      meta     HASH of the key's rate, caps, totals and cached factor (<prefix>:v1:sup:{<key>}:meta)
+--! arg      window_ms          int    ms       required  sliding window, 1 to 34560000000 (400 days)
+--! arg      bucket_ms          int    ms       required  coalescing bucket size, 1 to window_ms
+--! arg      hard_limit_factor  float  ratio    required  hard cap over soft cap, finite and >= 1
+--! arg      factor_cache_ms    int    ms       required  how long a computed suppression factor is reused, >= 1
+--! arg      rate               float  units/s  required  rate a key without live usage adopts (sticky afterwards); positive, finite, normal
+--! arg      n                  int    units    required  units this call consumes, 1 to 9007199254740991
+--! arg      u                  float  ratio    optional  uniform draw in [0, 1) deciding a probabilistic admission; absent or empty: the script draws one
+--! arg      now_ms             int    ms       optional  Unix time in milliseconds; absent or empty: the server's TIME
+--! reply    outcome    string  allowed (under the soft cap, factor 0) or suppressed (drawn against the factor)
+--! reply    admitted   int     1 if the caller may proceed, else 0 (the units are recorded as declined)
+--! reply    limit      int     the soft cap S
+--! reply    remaining  int     allowed: S minus the accepted units after this call; suppressed: 0
+--! reply    factor     float   the suppression factor applied, in [0, 1]; 1 when the hard cap would be exceeded
+--! error    TRYPEMA_KEYS  not exactly two keys
+--! error    TRYPEMA_ARG  an argument is missing, there are too many, or factor_cache_ms, u or now_ms is out of range
+--! error    TRYPEMA_WINDOW  window_ms is not an integer in [1, 34560000000]
+--! error    TRYPEMA_BUCKET  bucket_ms is not an integer in [1, window_ms]
+--! error    TRYPEMA_FACTOR  hard_limit_factor is not a finite decimal number >= 1
+--! error    TRYPEMA_RATE  rate is not a positive, finite, normal decimal number
+--! error    TRYPEMA_COUNT  n is not an integer in [1, 9007199254740991]
+--! error    TRYPEMA_ZERO_CAPACITY  the key has no live usage and rate admits less than one unit over the window
+--! error    TRYPEMA_COUNT_EXCEEDS_CAPACITY  n is larger than the key's hard cap, so the call can never be admitted
+--! error    TRYPEMA_WRONGTYPE  a key exists with another Redis type
+--! error    TRYPEMA_CORRUPT  the stored state was not written by these scripts
+--! example  2 trypema:v1:sup:{user_1}:buckets trypema:v1:sup:{user_1}:meta 10000 100 1.5 100 10 1
+return run(KEYS, ARGV, 'window_ms bucket_ms hard_limit_factor factor_cache_ms rate n/count u? now_ms?', op_suppressed_inc)
