@@ -33,8 +33,8 @@ func (l *Absolute) Inc(_ context.Context, key string, rate trypema.Rate, n int64
 	}
 	now := l.s.clock.NowMs()
 	e := l.s.lock(key, true)
-	d, err := e.st.IncAbsolute(&l.s.p, now, rate, n)
-	e.mu.Unlock()
+	d, err := e.V.IncAbsolute(&l.s.p, now, rate, n)
+	e.Unlock()
 	return d, err
 }
 
@@ -48,8 +48,8 @@ func (l *Absolute) IsAllowed(_ context.Context, key string) (trypema.Decision, e
 	if e == nil {
 		return trypema.Decision{Outcome: trypema.Allowed, Admitted: true}, nil
 	}
-	d := e.st.IsAllowed(&l.s.p, l.s.clock.NowMs())
-	e.mu.Unlock()
+	d := e.V.IsAllowed(&l.s.p, l.s.clock.NowMs())
+	e.Unlock()
 	return d, nil
 }
 
@@ -125,8 +125,8 @@ func (l *Suppressed) Inc(_ context.Context, key string, rate trypema.Rate, n int
 	}
 	now, u := l.s.clock.NowMs(), l.s.random()
 	e := l.s.lock(key, true)
-	d, err := e.st.IncSuppressed(&l.s.p, now, rate, n, u)
-	e.mu.Unlock()
+	d, err := e.V.IncSuppressed(&l.s.p, now, rate, n, u)
+	e.Unlock()
 	return d, err
 }
 
@@ -140,8 +140,8 @@ func (l *Suppressed) SuppressionFactor(_ context.Context, key string) (float64, 
 	if e == nil {
 		return 0, nil
 	}
-	f := e.st.Factor(&l.s.p, l.s.clock.NowMs())
-	e.mu.Unlock()
+	f := e.V.Factor(&l.s.p, l.s.clock.NowMs())
+	e.Unlock()
 	return f, nil
 }
 

@@ -320,7 +320,7 @@ func TestDeleteGetClear(t *testing.T) {
 	if snap, err := a.Get(ctx, "none"); snap != (trypema.Snapshot{}) || err != nil {
 		t.Fatalf("Get(unknown) = %+v, %v", snap, err)
 	}
-	if a.s.keys() != 0 {
+	if a.s.keys.Len() != 0 {
 		t.Fatal("Get or Delete of an unknown key created an entry")
 	}
 	for i := 0; i < 5; i++ {
@@ -333,8 +333,8 @@ func TestDeleteGetClear(t *testing.T) {
 	if err := a.Clear(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if a.s.keys() != 0 {
-		t.Fatalf("Clear left %d keys", a.s.keys())
+	if a.s.keys.Len() != 0 {
+		t.Fatalf("Clear left %d keys", a.s.keys.Len())
 	}
 	if snap, _ := s.Get(ctx, "k4"); snap.Total != 1 {
 		t.Fatal("Clear of one limiter touched another")
@@ -353,12 +353,12 @@ func TestSweeperBoundsMemory(t *testing.T) {
 	clk.Advance(500 * time.Millisecond)
 	a.Inc(ctx, "late", ten, 1)
 	a.s.sweep()
-	if n := a.s.keys(); n != 10_001 {
+	if n := a.s.keys.Len(); n != 10_001 {
 		t.Fatalf("sweep inside the window dropped live keys: %d left", n)
 	}
 	clk.Advance(500 * time.Millisecond) // the 10,000 have left the window, "late" has not
 	a.s.sweep()
-	if n := a.s.keys(); n != 1 {
+	if n := a.s.keys.Len(); n != 1 {
 		t.Fatalf("after the window %d keys are held, want 1", n)
 	}
 	if snap, _ := a.Get(ctx, "late"); snap.Total != 1 {
@@ -372,10 +372,10 @@ func TestBackgroundSweeperAndClose(t *testing.T) {
 	a.Inc(ctx, "k", ten, 1)
 	clk.Advance(time.Second)
 	deadline := time.Now().Add(10 * time.Second)
-	for a.s.keys() != 0 && time.Now().Before(deadline) {
+	for a.s.keys.Len() != 0 && time.Now().Before(deadline) {
 		time.Sleep(time.Millisecond)
 	}
-	if a.s.keys() != 0 {
+	if a.s.keys.Len() != 0 {
 		t.Fatal("the background sweeper never dropped an idle key")
 	}
 	if err := a.Close(); err != nil {
