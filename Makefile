@@ -11,7 +11,7 @@ BENCHCOUNT ?= 6
 
 all: test
 
-## demo: run the demo of the local provider's two strategies
+## demo: real HTTP traffic through httplimit against each provider and strategy, ~12 s (a throwaway redis-server when installed, or REDIS_URL)
 demo:
 	$(GO) run ./cmd/trypema demo
 
