@@ -15,6 +15,8 @@ var (
 	AbsoluteIncScript = embeddedScript("absolute_inc", false, 2)
 	// AbsoluteIsAllowedScript is absolute_is_allowed: Absolute strategy: whether one more unit would be admitted now, without recording anything
 	AbsoluteIsAllowedScript = embeddedScript("absolute_is_allowed", true, 2)
+	// AbsoluteSyncScript is absolute_sync: Hybrid provider, absolute strategy: commits an instance's local calls, hands back its reservation, decides need units and reserves up to want more
+	AbsoluteSyncScript = embeddedScript("absolute_sync", false, 2)
 	// DeleteScript is delete: Deletes the key's state and returns its live usage before the deletion
 	DeleteScript = embeddedScript("delete", false, 2)
 	// SetIfScript is set_if: Sets the key's live total to n and its rate when the total compares with n as asked; n = 0 deletes the key
@@ -27,6 +29,8 @@ var (
 	SuppressedGetScript = embeddedScript("suppressed_get", true, 2)
 	// SuppressedIncScript is suppressed_inc: Suppressed strategy: records n units and decides them: allowed under the soft cap, else admitted with probability 1 - factor, never above the hard cap
 	SuppressedIncScript = embeddedScript("suppressed_inc", false, 2)
+	// SuppressedSyncScript is suppressed_sync: Hybrid provider, suppressed strategy: commits an instance's local calls, hands back its reservation, decides need units and reserves up to want more accepted units
+	SuppressedSyncScript = embeddedScript("suppressed_sync", false, 2)
 )
 
 // scriptList holds every script, for Load and AllScripts.
@@ -34,12 +38,14 @@ var scriptList = []*Script{
 	AbsoluteGetScript,
 	AbsoluteIncScript,
 	AbsoluteIsAllowedScript,
+	AbsoluteSyncScript,
 	DeleteScript,
 	SetIfScript,
 	SetRateLimitScript,
 	SuppressedFactorScript,
 	SuppressedGetScript,
 	SuppressedIncScript,
+	SuppressedSyncScript,
 }
 
 // AbsoluteGetArgs are the arguments (ARGV) of absolute_get, in order.
@@ -262,6 +268,102 @@ func (s *Scripts) AbsoluteIsAllowed(ctx context.Context, keys [2]string, args Ab
 		return AbsoluteIsAllowedReply{}, err
 	}
 	return ParseAbsoluteIsAllowedReply(v)
+}
+
+// AbsoluteSyncArgs are the arguments (ARGV) of absolute_sync, in order.
+type AbsoluteSyncArgs struct {
+	// WindowMs is ARGV[1] window_ms (int, ms): sliding window, 1 to 34560000000 (400 days)
+	WindowMs int64
+	// BucketMs is ARGV[2] bucket_ms (int, ms): coalescing bucket size, 1 to window_ms
+	BucketMs int64
+	// Rate is ARGV[3] rate (float, units/s): rate a key without live usage adopts (sticky afterwards); positive, finite, normal
+	Rate float64
+	// Instance is ARGV[4] instance (string, -): the calling instance's id: 1 to 64 letters, digits, '_', '-' or '.'
+	Instance string
+	// Seq is ARGV[5] seq (int, -): sequence number of pending: a pending list already applied under a number >= seq is skipped, so a retry after a lost reply counts once
+	Seq int64
+	// Need is ARGV[6] need (int, units): units to decide now (0: none), recorded at now if admitted
+	Need int64
+	// Want is ARGV[7] want (int, units): units to reserve for this instance after the call (granted as far as capacity allows)
+	Want int64
+	// Pending is ARGV[8] pending (string, -, optional): calls the instance admitted from its reservation, "last:count" pairs separated by commas, oldest first ("" for none)
+	Pending Opt[string]
+	// NowMs is ARGV[9] now_ms (int, ms, optional): Unix time in milliseconds; absent or empty: the server's TIME
+	NowMs Opt[int64]
+}
+
+// AbsoluteSyncReply is the reply of absolute_sync.
+type AbsoluteSyncReply struct {
+	// Outcome is element 1, outcome (string): allowed or rejected (the decision for need), or none when need is 0
+	Outcome string
+	// Granted is element 2, granted (int): units now reserved for this instance (0 when need was rejected)
+	Granted int64
+	// Limit is element 3, limit (int): the key's capacity C
+	Limit int64
+	// Remaining is element 4, remaining (int): C minus the live units after the call, reservations included
+	Remaining int64
+	// RetryAfterMs is element 5, retry_after_ms (int): rejected: the shortest wait after which expiries alone make room for need; else 0
+	RetryAfterMs int64
+	// RemainingAfterWaiting is element 6, remaining_after_waiting (int): rejected: the room after retry_after_ms; else 0
+	RemainingAfterWaiting int64
+	// Live is element 7, live (int): the live units after the call, reservations included
+	Live int64
+}
+
+// appendArgs appends a's ARGV to dst: unset optional arguments are sent as
+// "" before a set one and omitted at the end.
+func (a AbsoluteSyncArgs) appendArgs(dst []any) []any {
+	dst = append(dst, a.WindowMs, a.BucketMs, strconv.FormatFloat(a.Rate, 'g', -1, 64), a.Instance, a.Seq, a.Need, a.Want)
+	last := 0 // optional arguments to send: up to the last one set
+	if a.Pending.Set {
+		last = 1
+	}
+	if a.NowMs.Set {
+		last = 2
+	}
+	if last >= 1 {
+		dst = appendOptString(dst, a.Pending)
+	}
+	if last >= 2 {
+		dst = appendOptInt(dst, a.NowMs)
+	}
+	return dst
+}
+
+// AbsoluteSyncCmd returns the EVALSHA command that runs absolute_sync, for pipelines;
+// decode its reply with ParseAbsoluteSyncReply. Keys: buckets, meta.
+func AbsoluteSyncCmd(keys [2]string, args AbsoluteSyncArgs) (cmd string, cmdArgs []any) {
+	return "EVALSHA", args.appendArgs(AbsoluteSyncScript.evalArgs(keys[:], 9))
+}
+
+// ParseAbsoluteSyncReply decodes a reply of absolute_sync, checking its shape. An error
+// reply (a redis.Error value) is returned as the error it maps to.
+func ParseAbsoluteSyncReply(v any) (AbsoluteSyncReply, error) {
+	d, err := newReplyDecoder(AbsoluteSyncScript, v, 7)
+	if err != nil {
+		return AbsoluteSyncReply{}, err
+	}
+	r := AbsoluteSyncReply{
+		Outcome:               d.stringAt(0, "outcome"),
+		Granted:               d.intAt(1, "granted"),
+		Limit:                 d.intAt(2, "limit"),
+		Remaining:             d.intAt(3, "remaining"),
+		RetryAfterMs:          d.intAt(4, "retry_after_ms"),
+		RemainingAfterWaiting: d.intAt(5, "remaining_after_waiting"),
+		Live:                  d.intAt(6, "live"),
+	}
+	return r, d.err
+}
+
+// AbsoluteSync runs absolute_sync (writes): Hybrid provider, absolute strategy: commits an instance's local calls, hands back its reservation, decides need units and reserves up to want more
+// Keys: buckets, meta.
+func (s *Scripts) AbsoluteSync(ctx context.Context, keys [2]string, args AbsoluteSyncArgs) (AbsoluteSyncReply, error) {
+	_, cmdArgs := AbsoluteSyncCmd(keys, args)
+	v, err := s.do(ctx, AbsoluteSyncScript, cmdArgs)
+	if err != nil {
+		return AbsoluteSyncReply{}, err
+	}
+	return ParseAbsoluteSyncReply(v)
 }
 
 // DeleteArgs are the arguments (ARGV) of delete, in order.
@@ -690,4 +792,109 @@ func (s *Scripts) SuppressedInc(ctx context.Context, keys [2]string, args Suppre
 		return SuppressedIncReply{}, err
 	}
 	return ParseSuppressedIncReply(v)
+}
+
+// SuppressedSyncArgs are the arguments (ARGV) of suppressed_sync, in order.
+type SuppressedSyncArgs struct {
+	// WindowMs is ARGV[1] window_ms (int, ms): sliding window, 1 to 34560000000 (400 days)
+	WindowMs int64
+	// BucketMs is ARGV[2] bucket_ms (int, ms): coalescing bucket size, 1 to window_ms
+	BucketMs int64
+	// HardLimitFactor is ARGV[3] hard_limit_factor (float, ratio): hard cap over soft cap, finite and >= 1
+	HardLimitFactor float64
+	// FactorCacheMs is ARGV[4] factor_cache_ms (int, ms): how long a computed suppression factor is reused, >= 1
+	FactorCacheMs int64
+	// Rate is ARGV[5] rate (float, units/s): rate a key without live usage adopts (sticky afterwards); positive, finite, normal
+	Rate float64
+	// Instance is ARGV[6] instance (string, -): the calling instance's id: 1 to 64 letters, digits, '_', '-' or '.'
+	Instance string
+	// Seq is ARGV[7] seq (int, -): sequence number of pending: a pending list already applied under a number >= seq is skipped, so a retry after a lost reply counts once
+	Seq int64
+	// Need is ARGV[8] need (int, units): units to decide now (0: none), recorded at now
+	Need int64
+	// U is ARGV[9] u (float, ratio): uniform draw in [0, 1) deciding a probabilistic admission of need
+	U float64
+	// Want is ARGV[10] want (int, units): accepted units to reserve for this instance after the call (granted up to the hard cap)
+	Want int64
+	// Pending is ARGV[11] pending (string, -, optional): the instance's local calls, "last:count:declined" triples separated by commas, oldest first ("" for none)
+	Pending Opt[string]
+	// NowMs is ARGV[12] now_ms (int, ms, optional): Unix time in milliseconds; absent or empty: the server's TIME
+	NowMs Opt[int64]
+}
+
+// SuppressedSyncReply is the reply of suppressed_sync.
+type SuppressedSyncReply struct {
+	// Outcome is element 1, outcome (string): allowed or suppressed (the decision for need, as suppressed_inc), or none when need is 0
+	Outcome string
+	// Admitted is element 2, admitted (int): 1 if need was admitted, else 0
+	Admitted int64
+	// Limit is element 3, limit (int): the soft cap S
+	Limit int64
+	// Remaining is element 4, remaining (int): allowed: S minus the accepted units after this call; else 0
+	Remaining int64
+	// Factor is element 5, factor (float): the suppression factor at now, in [0, 1]
+	Factor float64
+	// Granted is element 6, granted (int): accepted units now reserved for this instance
+	Granted int64
+	// Hard is element 7, hard (int): the hard cap H
+	Hard int64
+	// Accepted is element 8, accepted (int): the accepted units after the call, reservations included
+	Accepted int64
+}
+
+// appendArgs appends a's ARGV to dst: unset optional arguments are sent as
+// "" before a set one and omitted at the end.
+func (a SuppressedSyncArgs) appendArgs(dst []any) []any {
+	dst = append(dst, a.WindowMs, a.BucketMs, strconv.FormatFloat(a.HardLimitFactor, 'g', -1, 64), a.FactorCacheMs, strconv.FormatFloat(a.Rate, 'g', -1, 64), a.Instance, a.Seq, a.Need, strconv.FormatFloat(a.U, 'g', -1, 64), a.Want)
+	last := 0 // optional arguments to send: up to the last one set
+	if a.Pending.Set {
+		last = 1
+	}
+	if a.NowMs.Set {
+		last = 2
+	}
+	if last >= 1 {
+		dst = appendOptString(dst, a.Pending)
+	}
+	if last >= 2 {
+		dst = appendOptInt(dst, a.NowMs)
+	}
+	return dst
+}
+
+// SuppressedSyncCmd returns the EVALSHA command that runs suppressed_sync, for pipelines;
+// decode its reply with ParseSuppressedSyncReply. Keys: buckets, meta.
+func SuppressedSyncCmd(keys [2]string, args SuppressedSyncArgs) (cmd string, cmdArgs []any) {
+	return "EVALSHA", args.appendArgs(SuppressedSyncScript.evalArgs(keys[:], 12))
+}
+
+// ParseSuppressedSyncReply decodes a reply of suppressed_sync, checking its shape. An error
+// reply (a redis.Error value) is returned as the error it maps to.
+func ParseSuppressedSyncReply(v any) (SuppressedSyncReply, error) {
+	d, err := newReplyDecoder(SuppressedSyncScript, v, 8)
+	if err != nil {
+		return SuppressedSyncReply{}, err
+	}
+	r := SuppressedSyncReply{
+		Outcome:   d.stringAt(0, "outcome"),
+		Admitted:  d.intAt(1, "admitted"),
+		Limit:     d.intAt(2, "limit"),
+		Remaining: d.intAt(3, "remaining"),
+		Factor:    d.floatAt(4, "factor"),
+		Granted:   d.intAt(5, "granted"),
+		Hard:      d.intAt(6, "hard"),
+		Accepted:  d.intAt(7, "accepted"),
+	}
+	return r, d.err
+}
+
+// SuppressedSync runs suppressed_sync (writes): Hybrid provider, suppressed strategy: commits an instance's local calls, hands back its reservation, decides need units and reserves up to want more accepted units
+// Keys: buckets, meta.
+func (s *Scripts) SuppressedSync(ctx context.Context, keys [2]string, args SuppressedSyncArgs) (SuppressedSyncReply, error) {
+	_, cmdArgs := SuppressedSyncCmd(keys, args)
+	v, err := s.do(ctx, SuppressedSyncScript, cmdArgs)
+	if err != nil {
+		return SuppressedSyncReply{}, err
+	}
+	return ParseSuppressedSyncReply(v)
 }

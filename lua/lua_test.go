@@ -14,8 +14,8 @@ import (
 
 func TestEmbeddedScripts(t *testing.T) {
 	want := []string{
-		"absolute_get", "absolute_inc", "absolute_is_allowed", "delete", "set_if",
-		"set_rate_limit", "suppressed_factor", "suppressed_get", "suppressed_inc",
+		"absolute_get", "absolute_inc", "absolute_is_allowed", "absolute_sync", "delete", "set_if",
+		"set_rate_limit", "suppressed_factor", "suppressed_get", "suppressed_inc", "suppressed_sync",
 	}
 	if got := Names(); !slices.Equal(got, want) {
 		t.Errorf("Names() = %q, want %q", got, want)

@@ -8,6 +8,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/trypema-go/trypema"
 	"github.com/trypema-go/trypema/client"
+	"github.com/trypema-go/trypema/hybrid"
 	"github.com/trypema-go/trypema/internal/redistest"
 	"github.com/trypema-go/trypema/localcache"
 )
@@ -30,6 +31,24 @@ func localProvider() provider {
 			l, err = localcache.NewAbsolute(v.Options(clk, u)...)
 		} else {
 			l, err = localcache.NewSuppressed(v.Options(clk, u)...)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { l.Close() })
+		return l
+	}}
+}
+
+func hybridProvider(srv *redistest.Server) provider {
+	return provider{"hybrid", func(t *testing.T, v *Vector, id int, clk trypema.Clock, u *float64) trypema.Limiter {
+		opts := append(v.Options(clk, u), trypema.WithPrefix(fmt.Sprintf("cv%d_hybrid", id)))
+		var l trypema.Limiter
+		var err error
+		if v.Strategy == "absolute" {
+			l, err = hybrid.NewAbsolute(srv.Pool(), opts, hybrid.WithSyncOnEveryCall())
+		} else {
+			l, err = hybrid.NewSuppressed(srv.Pool(), opts, hybrid.WithSyncOnEveryCall())
 		}
 		if err != nil {
 			t.Fatal(err)
@@ -85,7 +104,8 @@ func TestConformance(t *testing.T) {
 	}
 	srv := redistest.Shared(t)
 	providers := []provider{localProvider(), redisProvider("evalsha", srv),
-		redisProvider("evalsha_ro", srv, client.WithEvalRO()), redisProvider("fcall", srv, client.WithFunctions())}
+		redisProvider("evalsha_ro", srv, client.WithEvalRO()), redisProvider("fcall", srv, client.WithFunctions()),
+		hybridProvider(srv)}
 	for id := range vectors {
 		v := &vectors[id]
 		t.Run(v.file+"/"+v.Name, func(t *testing.T) {

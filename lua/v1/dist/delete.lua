@@ -681,6 +681,171 @@ local function op_delete(keys, a)
   return { st.live and 1 or 0, usage }
 end
 
+-- Hybrid sync -----------------------------------------------------------------
+--
+-- A hybrid instance admits locally only units it has reserved here. A
+-- reservation is ordinary usage recorded at the time it is granted, and the
+-- meta field h:<instance> remembers it ("units:start of its bucket"). A sync
+-- hands the reservation back, records the calls the instance admitted with
+-- the times they happened (never before the newest call: the monotonic
+-- guard), decides need units exactly as the inc scripts would, and grants a
+-- new reservation. Every admitted unit is thus counted from before it was
+-- admitted until a window after it happened. q:<instance> holds the last
+-- applied sequence number, so a retry after a lost reply counts once.
+
+CHECK.instance = function(s)
+  if #s <= 64 and string.find(s, '^[%w_.-]+$') then return s end
+  return fail('TRYPEMA_ARG', 'instance ' .. show(s) .. ' is not 1 to 64 letters, digits, _, - or .')
+end
+
+-- pending parses "last:count" (absolute) or "last:count:declined"
+-- (suppressed) items separated by commas, checking every number.
+local function parse_pending(s, suppressed)
+  local items = {}
+  if s == nil or s == '' then return items end
+  local pattern = suppressed and '^(%d+):(%d+):(%d+)$' or '^(%d+):(%d+)$'
+  for item in string.gmatch(s, '[^,]+') do
+    local l, c, d = string.match(item, pattern)
+    local last, count, declined = tonumber(l), tonumber(c), tonumber(d or '0')
+    if not last or last > MAX_COUNT or count > MAX_COUNT or count < 1 or declined > count then
+      fail('TRYPEMA_ARG', 'pending item ' .. show(item) .. ' is not '
+        .. (suppressed and 'last:count:declined' or 'last:count') .. ' with 1 <= count <= 9007199254740991'
+        .. (suppressed and ' and declined <= count' or ''))
+    end
+    items[#items + 1] = { last = last, count = count, declined = declined }
+  end
+  return items
+end
+CHECK.pending = function(s) return s end -- parsed by op_sync, which knows the strategy
+
+-- release hands back the instance's reservation: its units leave the bucket
+-- that holds them (a bucket left empty is removed).
+local function release(keys, a, inst_field)
+  local km, kb = keys[2], keys[1]
+  local held = redis.call('HGET', km, inst_field)
+  if not held then return end
+  redis.call('HDEL', km, inst_field)
+  local units, start = string.match(held, '^(%d+):(%d+)$')
+  units, start = tonumber(units), tonumber(start)
+  if not units then corrupt(km, 'field ' .. inst_field, held) end
+  local st = load(keys, a.window_ms, a.now_ms)
+  if not st.live then return end
+  local i, found = st.len, nil
+  walk(kb, st.k, st.len - 1, true, function(b)
+    i = i - 1
+    if b.start == start then found = b return true end
+    return b.start < start
+  end)
+  if not found then return end
+  local take = math.min(units, found.count - found.declined)
+  if take <= 0 then return end
+  prune(st)
+  st.total = st.total - take
+  if take == found.count then
+    redis.call('LREM', kb, 1, enc_bucket(found))
+    if st.total == 0 and st.len - st.k == 1 then
+      redis.call('DEL', kb, km)
+      return
+    end
+  else
+    found.count = found.count - take
+    redis.call('LSET', kb, i - st.k, enc_bucket(found))
+  end
+  redis.call('HSET', km, 'total', fmt_int(st.total))
+end
+
+-- op_sync builds the sync op of the absolute or suppressed strategy.
+local function op_sync(suppressed)
+  return function(keys, a)
+    local hf = suppressed and a.hard_limit_factor or 1
+    local items = parse_pending(a.pending, suppressed)
+    local km = keys[2]
+    local now = a.now_ms
+    if now == nil then
+      local t = redis.call('TIME')
+      now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+      a.now_ms = now
+    end
+    -- A key without live state adopts the call's rate: its capacity must be
+    -- checked before anything is written. A live key keeps its sticky rate.
+    if not load(keys, a.window_ms, now).live then caps(a.rate, a.window_ms, hf) end
+    local q = call_typed(km, 'hash', 'HGET', km, 'q:' .. a.instance)
+    local fresh = not q or a.seq > tonumber(q)
+    release(keys, a, 'h:' .. a.instance)
+    if fresh then
+      for _, p in ipairs(items) do
+        local st = load(keys, a.window_ms, math.min(p.last, now))
+        if not st.live then adopt(st, a.rate, hf, 0, function(s) return s end) end
+        record(st, a.bucket_ms, p.count, p.declined)
+        save_record(st)
+      end
+    end
+
+    local st = load(keys, a.window_ms, now)
+    local need, outcome, reply = a.need, 'none', nil
+    if not st.live then
+      if need == 0 and a.want == 0 then
+        if #items > 0 and fresh then redis.call('HSET', km, 'q:' .. a.instance, fmt_int(a.seq)) end
+        if suppressed then return { 'none', 0, 0, 0, '0', 0, 0, 0 } end
+        return { 'none', 0, 0, 0, 0, 0, 0 }
+      end
+      adopt(st, a.rate, hf, need, suppressed and hard_of or soft_of)
+    elseif need > (suppressed and st.hard or st.soft) then
+      count_exceeds(need, suppressed and st.hard or st.soft, st.rate, st.window)
+    end
+    -- Decide need first (on the state before this call, as the inc scripts
+    -- do), then record need and the new reservation in one bucket update.
+    local f, add, add_declined = 0, 0, 0
+    if suppressed then
+      local forecast = st.total - st.declined + need
+      if need > 0 and forecast > st.hard then
+        reply, f, add, add_declined = { 'suppressed', 0, st.soft, 0 }, 1, need, need
+      elseif need > 0 then
+        f = factor(st, a.factor_cache_ms, true)
+        if f == 0 and forecast <= st.soft then
+          reply, add = { 'allowed', 1, st.soft, st.soft - forecast }, need
+        else
+          local admitted = a.u < 1 - f
+          reply, add = { 'suppressed', admitted and 1 or 0, st.soft, 0 }, need
+          if not admitted then add_declined = need end
+        end
+      else
+        f = factor(st, a.factor_cache_ms, false)
+      end
+    elseif need > 0 then
+      if st.total + need > st.soft then
+        reply = rejection(st, need)
+      else
+        outcome, add = 'allowed', need
+      end
+    end
+    -- The new reservation: absolute up to the capacity, suppressed (accepted
+    -- units) up to the hard cap, and none after a rejection.
+    local room
+    if suppressed then
+      room = st.hard - (st.total - st.declined) - (add - add_declined)
+    else
+      room = st.soft - st.total - add
+    end
+    local grant = 0
+    if not (reply and reply[1] == 'rejected') then grant = math.max(0, math.min(a.want, room)) end
+    if add + grant > 0 then
+      record(st, a.bucket_ms, add + grant, add_declined)
+      save_record(st)
+    end
+    if grant > 0 then redis.call('HSET', km, 'h:' .. a.instance, fmt_int(grant) .. ':' .. fmt_int(st.newest.start)) end
+    if #items > 0 and fresh then redis.call('HSET', km, 'q:' .. a.instance, fmt_int(a.seq)) end
+    if suppressed then
+      reply = reply or { 'none', 0, st.soft, 0 }
+      return { reply[1], reply[2], reply[3], reply[4], fmt_float(f), grant, st.hard, st.total - st.declined }
+    end
+    if reply then
+      return { 'rejected', 0, reply[2], reply[3], reply[4], reply[5], st.total }
+    end
+    return { outcome, grant, st.soft, st.soft - st.total, 0, 0, st.total }
+  end
+end
+
 --! script   delete
 --! summary  Deletes the key's state and returns its live usage before the deletion
 --! readonly false
