@@ -21,6 +21,7 @@ import (
 	"github.com/trypema-go/trypema"
 	"github.com/trypema-go/trypema/client"
 	"github.com/trypema-go/trypema/httplimit"
+	"github.com/trypema-go/trypema/hybrid"
 	"github.com/trypema-go/trypema/internal/redisproc"
 	"github.com/trypema-go/trypema/localcache"
 )
@@ -178,6 +179,15 @@ func demoProviders(pool *redis.Pool, redisAbout string) []demoProvider {
 			suppressed: func(opts ...trypema.Option) (trypema.Limiter, error) {
 				return client.NewSuppressed(pool, opts...)
 			},
+		}, demoProvider{
+			name:  "hybrid",
+			about: redisAbout + ", decided locally from reservations synced every 10 ms",
+			absolute: func(opts ...trypema.Option) (trypema.Limiter, error) {
+				return hybrid.NewAbsolute(pool, opts)
+			},
+			suppressed: func(opts ...trypema.Option) (trypema.Limiter, error) {
+				return hybrid.NewSuppressed(pool, opts)
+			},
 		})
 	}
 	return ps
@@ -222,9 +232,10 @@ func demo(w io.Writer, duration time.Duration, redisURL string, localOnly bool) 
 	}
 	opts := []trypema.Option{
 		trypema.WithWindow(demoWindow), trypema.WithBucketSize(demoBucket), trypema.WithHardLimitFactor(demoHardLimit),
-		// A prefix of its own keeps the demo off other keys of a shared Redis.
-		trypema.WithPrefix(fmt.Sprintf("trypema_demo_%d", os.Getpid())),
 	}
+	// A prefix of its own keeps the demo off other keys of a shared Redis,
+	// and one per provider keeps the redis and hybrid providers apart.
+	prefix := fmt.Sprintf("trypema_demo_%d", os.Getpid())
 
 	mux := http.NewServeMux()
 	var scenarios []*scenario
@@ -241,7 +252,7 @@ func demo(w io.Writer, duration time.Duration, redisURL string, localOnly bool) 
 			if strategy == "suppressed" {
 				build = p.suppressed
 			}
-			lim, err := build(opts...)
+			lim, err := build(append(opts, trypema.WithPrefix(prefix+"_"+p.name))...)
 			if err != nil {
 				return fmt.Errorf("%s %s limiter: %w", p.name, strategy, err)
 			}
