@@ -63,7 +63,8 @@ type keyState struct {
 	rejectN    int64
 	rejectLive bool
 
-	outage int64 // units admitted beyond the reservation while Redis was unreachable
+	outage  int64 // units admitted beyond the reservation while Redis was unreachable
+	lastUse int64 // time of the latest call, for the sweep of idle keys
 
 	dirty bool // registered for the next background sync
 }
@@ -222,14 +223,27 @@ func (b *base) syncLoop() {
 	defer close(b.done)
 	t := time.NewTicker(b.cfg.SyncInterval)
 	defer t.Stop()
-	for {
+	sweepEvery := max(1, int(b.cfg.SweepInterval/b.cfg.SyncInterval))
+	for tick := 1; ; tick++ {
 		select {
 		case <-b.stop:
 			return
 		case <-t.C:
 			b.syncDirty(context.Background())
+			if tick%sweepEvery == 0 {
+				b.sweep()
+			}
 		}
 	}
+}
+
+// sweep forgets keys with nothing to sync that have not been used for a
+// window, so memory follows the live keys.
+func (b *base) sweep() {
+	now := b.clock.NowMs()
+	b.keys.Sweep(func(st *keyState) bool {
+		return st.idle() && st.inflight == nil && now-st.lastUse >= b.cfg.WindowMs()
+	})
 }
 
 // syncDirty syncs every registered key in one pipeline. Keys whose sync
@@ -383,6 +397,28 @@ func (b *base) flushKey(ctx context.Context, key string) error {
 	}
 	_, err := b.syncNow(ctx, key, st, b.clock.NowMs(), 0, 0, 0)
 	return err
+}
+
+// deleteKey commits key's pending calls, deletes it in Redis with del and
+// forgets its local state, all under the key's lock, so that no call of
+// this instance slips in between and is lost.
+func (b *base) deleteKey(ctx context.Context, key string, del func(context.Context, string) (int64, bool, error)) (int64, bool, error) {
+	e := b.keys.Lock(key, false)
+	if e == nil {
+		return del(ctx, key)
+	}
+	defer e.Unlock()
+	st := &e.V
+	if !st.idle() || st.inflight != nil {
+		if _, err := b.syncNow(ctx, key, st, b.clock.NowMs(), 0, 0, 0); err != nil {
+			return 0, false, err
+		}
+	}
+	usage, existed, err := del(ctx, key)
+	if err == nil {
+		*st = keyState{}
+	}
+	return usage, existed, err
 }
 
 // flushAll commits every key's pending calls and hands back every

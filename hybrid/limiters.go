@@ -52,7 +52,7 @@ func (l *Absolute) Inc(ctx context.Context, key string, rate trypema.Rate, n int
 	e := l.keys.Lock(key, true)
 	defer e.Unlock()
 	st := &e.V
-	st.callRate = rate
+	st.callRate, st.lastUse = rate, now
 	if l.set.syncEveryCall {
 		d, err := l.syncNow(ctx, key, st, now, n, 0, 0)
 		return l.degrade(st, now, n, d, err)
@@ -172,11 +172,10 @@ func (l *Absolute) SetIf(ctx context.Context, key string, rate trypema.Rate, cmp
 // Delete commits what is pending for key, forgets its local state and
 // deletes it in Redis.
 func (l *Absolute) Delete(ctx context.Context, key string) (int64, bool, error) {
-	if err := l.flushKey(ctx, key); err != nil {
+	if err := l.checkKey(key); err != nil {
 		return 0, false, err
 	}
-	l.keys.Remove(key, nil)
-	return l.remote.Delete(ctx, key)
+	return l.deleteKey(ctx, key, l.remote.Delete)
 }
 
 // Clear forgets all local state, pending calls included, and removes every
@@ -217,7 +216,7 @@ func (l *Suppressed) Inc(ctx context.Context, key string, rate trypema.Rate, n i
 	e := l.keys.Lock(key, true)
 	defer e.Unlock()
 	st := &e.V
-	st.callRate = rate
+	st.callRate, st.lastUse = rate, now
 	if l.set.syncEveryCall {
 		d, err := l.syncNow(ctx, key, st, now, n, u, 0)
 		return l.degrade(st, now, n, u, d, err)
@@ -346,11 +345,10 @@ func (l *Suppressed) SetIf(ctx context.Context, key string, rate trypema.Rate, c
 // Delete commits what is pending for key, forgets its local state and
 // deletes it in Redis.
 func (l *Suppressed) Delete(ctx context.Context, key string) (int64, bool, error) {
-	if err := l.flushKey(ctx, key); err != nil {
+	if err := l.checkKey(key); err != nil {
 		return 0, false, err
 	}
-	l.keys.Remove(key, nil)
-	return l.remote.Delete(ctx, key)
+	return l.deleteKey(ctx, key, l.remote.Delete)
 }
 
 // Clear forgets all local state, pending calls included, and removes every
