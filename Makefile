@@ -37,7 +37,8 @@ lint: vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(STATICCHECK) $(PKGS)
 
-## bench: run the benchmarks (BENCH=regexp, BENCHCOUNT=n) and summarise them with benchstat
+## bench: benchmark Trypema-Go beside the libraries users would pick instead (bench/, its own module;
+## BENCH=regexp, BENCHCOUNT=n) against one throwaway redis-server; writes bench/results.txt and BENCHMARKS.md
 bench:
-	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem -count $(BENCHCOUNT) $(PKGS) | tee bench.txt
-	$(BENCHSTAT) bench.txt
+	./scripts/ensure-redis.sh
+	cd bench && $(GO) run ./cmd/benchreport -go '$(GO)' -bench '$(BENCH)' -count $(BENCHCOUNT) -out ../BENCHMARKS.md
