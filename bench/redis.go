@@ -12,6 +12,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 	"github.com/trypema-go/trypema"
 	"github.com/trypema-go/trypema/client"
+	"github.com/trypema-go/trypema/hybrid"
 	"github.com/ulule/limiter/v3"
 	ulredis "github.com/ulule/limiter/v3/drivers/store/redis"
 )
@@ -196,6 +197,30 @@ var RedisLibs = []RedisLib{
 			},
 		},
 		Pattern: "bench:v1:sup:*",
+	},
+	{
+		Lib: Lib{
+			Name: "trypema-hybrid-absolute", Ours: true,
+			Algorithm: "local decisions from budgets reserved in Redis, synced every 10 ms (hybrid)",
+			WarmFor:   trypemaWarm,
+			New: func(env *Env, l Limit) (Limiter, error) {
+				lim, err := hybrid.NewAbsolute(env.Pool, append(TrypemaOptions(l), trypema.WithPrefix("benchh")))
+				return trypemaLimiter{lim, trypema.Rate(l.PerSecond())}, err
+			},
+		},
+		Pattern: "benchh:v1:abs:*",
+	},
+	{
+		Lib: Lib{
+			Name: "trypema-hybrid-suppressed", Ours: true,
+			Algorithm: "hybrid, suppressed strategy",
+			WarmFor:   trypemaWarm,
+			New: func(env *Env, l Limit) (Limiter, error) {
+				lim, err := hybrid.NewSuppressed(env.Pool, append(TrypemaOptions(l), trypema.WithPrefix("benchh")))
+				return trypemaLimiter{lim, trypema.Rate(l.PerSecond())}, err
+			},
+		},
+		Pattern: "benchh:v1:sup:*",
 	},
 	{
 		Lib: Lib{
