@@ -59,5 +59,5 @@ func ExampleSuppressed() {
 	f, _ := limiter.SuppressionFactor(ctx, "api_key_7")
 	fmt.Printf("admitted per second %v, factor %.2f\n", admitted, f)
 	// Output:
-	// admitted per second [150 99 99 82], factor 0.80
+	// admitted per second [150 88 108 99], factor 0.80
 }

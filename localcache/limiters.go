@@ -123,9 +123,9 @@ func (l *Suppressed) Inc(_ context.Context, key string, rate trypema.Rate, n int
 	if err := l.s.checkInc(key, rate, n); err != nil {
 		return trypema.Decision{}, err
 	}
-	now, u := l.s.clock.NowMs(), l.s.random()
+	now := l.s.clock.NowMs()
 	e := l.s.lock(key, true)
-	d, err := e.V.IncSuppressed(&l.s.p, now, rate, n, u)
+	d, err := e.V.IncSuppressed(&l.s.p, now, rate, n, l.s.random)
 	e.Unlock()
 	return d, err
 }

@@ -252,8 +252,8 @@ func (s *State) IsAllowed(p *Params, now int64) trypema.Decision {
 	return s.rejection(p, now, 1)
 }
 
-// IncSuppressed is the suppressed strategy's Inc; u is the uniform draw in
-// [0, 1) used when the decision is probabilistic. With forecast = A + n:
+// IncSuppressed is the suppressed strategy's Inc; draw returns the uniform
+// draw in [0, 1), called only when the decision is probabilistic. With forecast = A + n:
 //
 //   - forecast > H: Suppressed with factor 1, not admitted;
 //   - factor 0 and forecast ≤ S: Allowed;
@@ -266,7 +266,7 @@ func (s *State) IsAllowed(p *Params, now int64) trypema.Decision {
 // Here a key whose observed demand in the window reached S keeps drawing
 // while its demand in the last second is above the rate (see
 // computeFactor), so the admitted rate stays at the target.
-func (s *State) IncSuppressed(p *Params, now int64, r trypema.Rate, n int64, u float64) (trypema.Decision, error) {
+func (s *State) IncSuppressed(p *Params, now int64, r trypema.Rate, n int64, draw func() float64) (trypema.Decision, error) {
 	m := s.mark()
 	now = s.Advance(p, now)
 	if s.size == 0 {
@@ -288,7 +288,7 @@ func (s *State) IncSuppressed(p *Params, now int64, r trypema.Rate, n int64, u f
 		s.record(p, now, n, 0)
 		return trypema.Decision{Outcome: trypema.Allowed, Admitted: true, Limit: s.Soft, Remaining: s.Soft - forecast}, nil
 	}
-	admitted := u < 1-f
+	admitted := draw() < 1-f
 	d := n
 	if admitted {
 		d = 0
