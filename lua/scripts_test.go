@@ -228,6 +228,7 @@ type env struct {
 	many   bool // keep many buckets: small counts, no set_if replace or delete
 
 	clockExpired bool // the real clock expired a key with a TTL of 1 ms
+	mirrored     int  // checked states whose meta mirrors the list's ends
 }
 
 func (e *env) fatalf(format string, args ...interface{}) {
@@ -439,6 +440,20 @@ func (e *env) checkState() {
 	wantMeta := []string{ff(float64(e.st.Rate)), fi(e.st.Soft), fi(e.st.Hard), fi(e.st.Total), fi(e.st.Declined)}
 	if r != float64(e.st.Rate) || strings.Join(meta[1:], " ") != strings.Join(wantMeta[1:], " ") {
 		e.fatalf("meta %v, want %v", meta, wantMeta)
+	}
+	// The meta's mirrors of the list's ends, when stored, are exact.
+	mirrors, err := redis.Values(e.c.Do("HMGET", e.km, "newest", "oldest"))
+	if err != nil {
+		e.fatalf("HMGET: %v", err)
+	}
+	if (mirrors[0] == nil) != (mirrors[1] == nil) {
+		e.fatalf("mirrors newest %q, oldest %q: only one is stored", mirrors[0], mirrors[1])
+	}
+	if mirrors[0] != nil {
+		e.mirrored++
+		if string(mirrors[0].([]byte)) != list[n-1] || string(mirrors[1].([]byte)) != list[0] {
+			e.fatalf("mirrors newest %q, oldest %q; buckets %v", mirrors[0], mirrors[1], list)
+		}
 	}
 }
 
@@ -715,7 +730,7 @@ func (e *env) supInc() {
 	}
 	args := []string{fi(e.p.WindowMs), fi(e.p.BucketMs), ff(e.p.HardLimitFactor), fi(e.p.FactorCacheMs), ff(r), fi(n), uArg, fi(e.now)}
 	e.step("suppressed_inc", args, func(st *sliding.State) ([]interface{}, string, bool) {
-		d, err := st.IncSuppressed(&e.p, e.now, trypema.Rate(r), n, u)
+		d, err := st.IncSuppressed(&e.p, e.now, trypema.Rate(r), n, func() float64 { return u })
 		if err != nil {
 			return nil, codeOf(err), false
 		}
@@ -789,7 +804,7 @@ func TestScriptsMatchSliding(t *testing.T) {
 				t.Parallel()
 				c := srv.Dial(t)
 				loadInto(t, c, sc)
-				ops, cut, seqs := 0, 0, 0
+				ops, cut, seqs, mirrored := 0, 0, 0, 0
 				for seq := shard; seq < *flagSeqs; seq += shards {
 					rng := rand.New(rand.NewPCG(*flagSeed, uint64(seq)<<1|b2u(suppressed)))
 					e := newEnv(t, c, sc, rng, suppressed, fmt.Sprintf("%s_%d", name, seq))
@@ -806,9 +821,13 @@ func TestScriptsMatchSliding(t *testing.T) {
 						}
 					}
 					ops += e.ops
+					mirrored += e.mirrored
 					seqs++
 				}
-				t.Logf("%d sequences, %d operations (%d sequences cut short by a 1 ms TTL)", seqs, ops, cut)
+				t.Logf("%d sequences, %d operations (%d sequences cut short by a 1 ms TTL), %d states checked with mirrors", seqs, ops, cut, mirrored)
+				if mirrored == 0 {
+					t.Error("no state had the mirrors of the list's ends: the scripts' usual path went unchecked")
+				}
 			})
 		}
 	}
@@ -1494,4 +1513,122 @@ func TestHugeTotals(t *testing.T) {
 		t.Fatalf("delete: %v %v", fmtReply(got), err)
 	}
 	t.Logf("delete: %v (exact: %d)", fmtReply(got), int64(maxCount))
+}
+
+// TestListGoneFirst covers the mirrors of the list's ends in the meta hash
+// telling of a list that is gone: both keys get the same TTL, the list's
+// first, so when the two PEXPIREs straddle a clock tick the list expires a
+// millisecond before the meta, and a caller whose clock is behind the
+// server's may still see the key live. A write notices before writing
+// anything and treats the key as forgotten, as when both keys are gone.
+func TestListGoneFirst(t *testing.T) {
+	srv := redistest.Start(t)
+	sc := loadScripts(t)
+	c := srv.Dial(t)
+	absInc := func(kb, km string, n, now int64) ([]interface{}, error) {
+		return run(c, sc["absolute_inc"], false, []string{kb, km}, "10000", "100", "10", fi(n), fi(now))
+	}
+	supInc := func(kb, km string, n, now int64) ([]interface{}, error) {
+		return run(c, sc["suppressed_inc"], false, []string{kb, km}, "10000", "100", "1.5", "100", "10", fi(n), "0.5", fi(now))
+	}
+	// 10/s over 10 s: C = S = 100, H = 150.
+	cases := []struct {
+		name   string
+		inc    func(kb, km string, n, now int64) ([]interface{}, error)
+		before []int64 // calls of 30 units at these times, then the list goes
+		at     int64   // a call of 5 units
+		want   []interface{}
+	}{
+		{"absolute, joining the newest bucket", absInc, []int64{1_000_000}, 1_000_050, []interface{}{"allowed", int64(100), int64(95), int64(0), int64(0)}},
+		{"absolute, a new bucket", absInc, []int64{1_000_000}, 1_000_500, []interface{}{"allowed", int64(100), int64(95), int64(0), int64(0)}},
+		{"absolute, a new bucket after an expiry", absInc, []int64{1_000_000, 1_005_000}, 1_010_200, []interface{}{"allowed", int64(100), int64(95), int64(0), int64(0)}},
+		{"suppressed, joining the newest bucket", supInc, []int64{1_000_000}, 1_000_050, []interface{}{"allowed", int64(1), int64(100), int64(95), "0"}},
+		{"suppressed, a new bucket", supInc, []int64{1_000_000}, 1_000_500, []interface{}{"allowed", int64(1), int64(100), int64(95), "0"}},
+	}
+	for i, tc := range cases {
+		kb, km := fmt.Sprintf("gone:{%d}:buckets", i), fmt.Sprintf("gone:{%d}:meta", i)
+		for _, at := range tc.before {
+			if _, err := tc.inc(kb, km, 30, at); err != nil {
+				t.Fatalf("%s: %v", tc.name, err)
+			}
+		}
+		if n, _ := redis.Int64(c.Do("HLEN", km)); n < 7 {
+			t.Fatalf("%s: the meta has %d fields, no mirrors", tc.name, n)
+		}
+		if _, err := c.Do("DEL", kb); err != nil {
+			t.Fatal(err)
+		}
+		got, err := tc.inc(kb, km, 5, tc.at)
+		if err != nil || diffReply(got, tc.want) != "" {
+			t.Fatalf("%s: got %v %v, want %v", tc.name, fmtReply(got), err, tc.want)
+		}
+		list, _ := redis.Strings(c.Do("LRANGE", kb, 0, -1))
+		meta, _ := redis.StringMap(c.Do("HGETALL", km))
+		b := fmt.Sprintf("%d:%d:5:0", tc.at, tc.at)
+		if len(list) != 1 || list[0] != b || meta["total"] != "5" || meta["newest"] != b || meta["oldest"] != b || meta["rate"] != "10" {
+			t.Fatalf("%s: buckets %v, meta %v", tc.name, list, meta)
+		}
+		for _, k := range []string{kb, km} {
+			if ttl, _ := redis.Int64(c.Do("PTTL", k)); ttl <= 0 || ttl > 10000 {
+				t.Fatalf("%s: PTTL %s = %d", tc.name, k, ttl)
+			}
+		}
+	}
+}
+
+// TestMirrors checks the meta's mirrors of the list's ends: a meta without
+// them (an older version's, or one set_if or a hybrid release left) is read
+// through the list and gets them at the next record; unreadable ones are
+// corrupt state for the scripts that use them, and ignored by those that
+// read the list itself.
+func TestMirrors(t *testing.T) {
+	srv := redistest.Start(t)
+	sc := loadScripts(t)
+	c := srv.Dial(t)
+	kb, km := "mirror:{k}:buckets", "mirror:{k}:meta"
+	do := func(cmd string, args ...interface{}) {
+		t.Helper()
+		if _, err := c.Do(cmd, args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	oldLayout := func() {
+		do("DEL", kb, km)
+		do("RPUSH", kb, "1000000:1000000:3:0", "1000200:1000250:4:0")
+		do("HSET", km, "rate", "10", "soft", "100", "hard", "100", "total", "7", "declined", "0")
+	}
+	oldLayout()
+	got, err := run(c, sc["absolute_inc"], false, []string{kb, km}, "10000", "100", "10", "1", "1000260")
+	if err != nil || diffReply(got, []interface{}{"allowed", int64(100), int64(92), int64(0), int64(0)}) != "" {
+		t.Fatalf("absolute_inc on the old layout: %v %v", fmtReply(got), err)
+	}
+	m, _ := redis.StringMap(c.Do("HGETALL", km))
+	if m["newest"] != "1000200:1000260:5:0" || m["oldest"] != "1000000:1000000:3:0" {
+		t.Fatalf("mirrors after the first record: %v", m)
+	}
+
+	for _, name := range []string{"absolute_inc", "absolute_is_allowed", "absolute_get", "suppressed_inc", "suppressed_factor", "suppressed_get", "delete"} {
+		oldLayout()
+		do("HSET", km, "newest", "1000200:1000250:4", "oldest", "1000000:1000000:3:0")
+		before := dumpKeys(t, c, kb, km)
+		args := map[string][]string{
+			"absolute_inc": {"10000", "100", "10", "1", "1000260"}, "absolute_is_allowed": {"10000", "1000260"},
+			"absolute_get": {"10000", "1000260"}, "suppressed_inc": {"10000", "100", "1", "100", "10", "1", "0.5", "1000260"},
+			"suppressed_factor": {"10000", "100", "1000260"}, "suppressed_get": {"10000", "100", "1000260"},
+			"delete": {"10000", "total", "1000260"},
+		}[name]
+		_, err := run(c, sc[name], false, []string{kb, km}, args...)
+		if name == "delete" { // reads the list itself
+			if err != nil {
+				t.Fatalf("delete with unreadable mirrors: %v", err)
+			}
+			continue
+		}
+		if errCode(err) != "TRYPEMA_CORRUPT" {
+			t.Errorf("%s with an unreadable newest mirror: %v, want TRYPEMA_CORRUPT", name, err)
+		}
+		if dumpKeys(t, c, kb, km) != before {
+			t.Errorf("%s with an unreadable newest mirror wrote", name)
+		}
+	}
 }

@@ -24,4 +24,24 @@
 --! error    TRYPEMA_WRONGTYPE  a key exists with another Redis type
 --! error    TRYPEMA_CORRUPT  the stored state was not written by these scripts
 --! example  2 trypema:v1:abs:{user_1}:buckets trypema:v1:abs:{user_1}:meta 10000 100 10 1
-return run(KEYS, ARGV, 'window_ms bucket_ms rate n/count now_ms?', op_absolute_inc)
+
+local usage = 'window_ms bucket_ms rate n [now_ms]'
+
+local function op(keys, args)
+  local window = arg(args, 1, 'int', 1, 34560000000, usage)
+  local bucket_ms = arg(args, 2, 'int', 1, window, usage)
+  local rate = arg(args, 3, 'float', 2.2250738585072014e-308, math.huge, usage)
+  local n = arg(args, 4, 'int', 1, 9007199254740991, usage)
+  local st = load(keys, window, arg(args, 5, 'int', 0, 9007199254740991, usage, true), 'abs')
+  if not st.live then
+    caps(rate, st.window, 1, st, n, false)
+  elseif n > st.soft then
+    complain('exceeds', n, st.soft, st.rate, window, st.km)
+  end
+  local c = st.soft
+  if st.total + n > c then return rejection(st, n) end
+  record(st, bucket_ms, n, 0)
+  return { 'allowed', c, c - st.total, 0, 0 }
+end
+
+return run(op, KEYS, ARGV, 5, usage)

@@ -16,4 +16,15 @@
 --! error    TRYPEMA_WRONGTYPE  a key exists with another Redis type
 --! error    TRYPEMA_CORRUPT  the stored state was not written by these scripts
 --! example  2 trypema:v1:abs:{user_1}:buckets trypema:v1:abs:{user_1}:meta 10000
-return run(KEYS, ARGV, 'window_ms now_ms?', op_absolute_is_allowed)
+
+local usage = 'window_ms [now_ms]'
+
+local function op(keys, args)
+  local window = arg(args, 1, 'int', 1, 34560000000, usage)
+  local st = load(keys, window, arg(args, 2, 'int', 0, 9007199254740991, usage, true), 'abs')
+  if not st.live then return { 'allowed', 0, 0, 0, 0 } end
+  if st.total < st.soft then return { 'allowed', st.soft, st.soft - st.total, 0, 0 } end
+  return rejection(st, 1)
+end
+
+return run(op, KEYS, ARGV, 2, usage)

@@ -29,4 +29,21 @@
 --! error    TRYPEMA_WRONGTYPE  a key exists with another Redis type
 --! error    TRYPEMA_CORRUPT  the stored state was not written by these scripts
 --! example  2 trypema:v1:abs:{user_1}:buckets trypema:v1:abs:{user_1}:meta 10000 100 10 inst_1 1 1 4 "" 1000000
-return run(KEYS, ARGV, 'window_ms bucket_ms rate instance seq/target need/target want/target pending? now_ms?', op_sync(false))
+
+local usage = 'window_ms bucket_ms rate instance seq need want [pending] [now_ms]'
+
+local function op(keys, args)
+  local a = { hf = 1 }
+  a.window = arg(args, 1, 'int', 1, 34560000000, usage)
+  a.bucket = arg(args, 2, 'int', 1, a.window, usage)
+  a.rate = arg(args, 3, 'float', 2.2250738585072014e-308, math.huge, usage)
+  a.instance = arg(args, 4, 'word', nil, nil, usage)
+  a.seq = arg(args, 5, 'int', 0, 9007199254740991, usage)
+  a.need = arg(args, 6, 'int', 0, 9007199254740991, usage)
+  a.want = arg(args, 7, 'int', 0, 9007199254740991, usage)
+  if args[8] ~= '' then a.pending = args[8] end
+  a.now = arg(args, 9, 'int', 0, 9007199254740991, usage, true)
+  return sync(keys, a, false)
+end
+
+return run(op, KEYS, ARGV, 9, usage)

@@ -14,4 +14,20 @@
 --! error    TRYPEMA_WRONGTYPE  a key exists with another Redis type (nothing is deleted)
 --! error    TRYPEMA_CORRUPT  the stored state was not written by these scripts (nothing is deleted)
 --! example  2 trypema:v1:abs:{user_1}:buckets trypema:v1:abs:{user_1}:meta 10000 total
-return run(KEYS, ARGV, 'window_ms usage now_ms?', op_delete)
+
+local usage = 'window_ms usage [now_ms]'
+
+local function op(keys, args)
+  local window = arg(args, 1, 'int', 1, 34560000000, usage)
+  local which = arg(args, 2, 'word', ' total accepted ', nil, usage)
+  local st = load(keys, window, arg(args, 3, 'int', 0, 9007199254740991, usage, true), 'list')
+  local used = 0
+  if st.live then
+    used = st.total
+    if which == 'accepted' then used = st.total - st.declined end
+  end
+  redis.call('DEL', st.kb, st.km)
+  return { st.live and 1 or 0, used }
+end
+
+return run(op, KEYS, ARGV, 3, usage)

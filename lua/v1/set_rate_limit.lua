@@ -18,4 +18,23 @@
 --! error    TRYPEMA_WRONGTYPE  a key exists with another Redis type
 --! error    TRYPEMA_CORRUPT  the stored state was not written by these scripts
 --! example  2 trypema:v1:abs:{user_1}:buckets trypema:v1:abs:{user_1}:meta 10000 1 20
-return run(KEYS, ARGV, 'window_ms hard_limit_factor rate now_ms?', op_set_rate_limit)
+
+local usage = 'window_ms hard_limit_factor rate [now_ms]'
+
+local function op(keys, args)
+  local window = arg(args, 1, 'int', 1, 34560000000, usage)
+  local hf = arg(args, 2, 'float', 1, math.huge, usage)
+  local rate = arg(args, 3, 'float', 2.2250738585072014e-308, math.huge, usage)
+  local st = load(keys, window, arg(args, 4, 'int', 0, 9007199254740991, usage, true), 'list')
+  if not st.live then return { 0, '0' } end
+  local soft, hard = caps(rate, window, hf)
+  local prev = st.rate
+  if rate ~= prev then
+    st.rate, st.soft, st.hard = rate, soft, hard
+    prune(st)
+    rewrite(st, st.tail, st.head, st.nl)
+  end
+  return { 1, string.format('%.17g', prev) }
+end
+
+return run(op, KEYS, ARGV, 4, usage)

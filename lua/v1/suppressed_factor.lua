@@ -13,4 +13,14 @@
 --! error    TRYPEMA_WRONGTYPE  a key exists with another Redis type
 --! error    TRYPEMA_CORRUPT  the stored state was not written by these scripts
 --! example  2 trypema:v1:sup:{user_1}:buckets trypema:v1:sup:{user_1}:meta 10000 100
-return run(KEYS, ARGV, 'window_ms factor_cache_ms now_ms?', op_suppressed_factor)
+
+local usage = 'window_ms factor_cache_ms [now_ms]'
+
+local function op(keys, args)
+  local window = arg(args, 1, 'int', 1, 34560000000, usage)
+  local cache_ms = arg(args, 2, 'int', 1, 9007199254740991, usage)
+  local st = load(keys, window, arg(args, 3, 'int', 0, 9007199254740991, usage, true), 'sup')
+  return { string.format('%.17g', factor(st, cache_ms, false)) }
+end
+
+return run(op, KEYS, ARGV, 3, usage)

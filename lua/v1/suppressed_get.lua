@@ -19,4 +19,16 @@
 --! error    TRYPEMA_WRONGTYPE  a key exists with another Redis type
 --! error    TRYPEMA_CORRUPT  the stored state was not written by these scripts
 --! example  2 trypema:v1:sup:{user_1}:buckets trypema:v1:sup:{user_1}:meta 10000 100
-return run(KEYS, ARGV, 'window_ms factor_cache_ms now_ms?', op_suppressed_get)
+
+local usage = 'window_ms factor_cache_ms [now_ms]'
+
+local function op(keys, args)
+  local window = arg(args, 1, 'int', 1, 34560000000, usage)
+  local cache_ms = arg(args, 2, 'int', 1, 9007199254740991, usage)
+  local st = load(keys, window, arg(args, 3, 'int', 0, 9007199254740991, usage, true), 'all')
+  if not st.live then return { 0, 0, 0, 0, 0, '0', '0' } end
+  return { 1, st.total, st.declined, st.soft, st.hard, string.format('%.17g', st.rate),
+    string.format('%.17g', factor(st, cache_ms, false)) }
+end
+
+return run(op, KEYS, ARGV, 3, usage)

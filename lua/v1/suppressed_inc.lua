@@ -28,4 +28,55 @@
 --! error    TRYPEMA_WRONGTYPE  a key exists with another Redis type
 --! error    TRYPEMA_CORRUPT  the stored state was not written by these scripts
 --! example  2 trypema:v1:sup:{user_1}:buckets trypema:v1:sup:{user_1}:meta 10000 100 1.5 100 10 1
-return run(KEYS, ARGV, 'window_ms bucket_ms hard_limit_factor factor_cache_ms rate n/count u? now_ms?', op_suppressed_inc)
+
+local usage = 'window_ms bucket_ms hard_limit_factor factor_cache_ms rate n [u] [now_ms]'
+
+-- draw returns a uniform draw in [0, 1) when the caller passed none. The
+-- PRNG is seeded from the server's microseconds mixed with the key and its
+-- state, since Redis may reset it for every script.
+local function draw(st, n)
+  local t = st.time or redis.call('TIME')
+  local h = 0
+  local s = st.kb
+  for i = 1, #s do h = (h * 31 + string.byte(s, i)) % 2147483647 end
+  math.randomseed((tonumber(t[2]) * 4099 + (tonumber(t[1]) % 65536) * 65599 + h
+    + st.total % 1000003 + n % 7919) % 2147483647)
+  math.random()
+  return math.random()
+end
+
+local function op(keys, args)
+  local window = arg(args, 1, 'int', 1, 34560000000, usage)
+  local bucket_ms = arg(args, 2, 'int', 1, window, usage)
+  local hf = arg(args, 3, 'float', 1, math.huge, usage)
+  local cache_ms = arg(args, 4, 'int', 1, 9007199254740991, usage)
+  local rate = arg(args, 5, 'float', 2.2250738585072014e-308, math.huge, usage)
+  local n = arg(args, 6, 'int', 1, 9007199254740991, usage)
+  local u = arg(args, 7, 'float', 0, 1, usage, true)
+  local st = load(keys, window, arg(args, 8, 'int', 0, 9007199254740991, usage, true), 'sup')
+  if not st.live then
+    caps(rate, st.window, hf, st, n, true)
+  elseif n > st.hard then
+    complain('exceeds', n, st.hard, st.rate, window, st.km)
+  end
+  local soft = st.soft
+  local forecast = st.total - st.declined + n
+  if forecast > st.hard then
+    record(st, bucket_ms, n, n)
+    return { 'suppressed', 0, soft, 0, '1' }
+  end
+  local f = factor(st, cache_ms, true)
+  if f == 0 and forecast <= soft then
+    record(st, bucket_ms, n, 0)
+    return { 'allowed', 1, soft, soft - forecast, '0' }
+  end
+  if u == nil then u = draw(st, n) end
+  if u < 1 - f then
+    record(st, bucket_ms, n, 0)
+    return { 'suppressed', 1, soft, 0, string.format('%.17g', f) }
+  end
+  record(st, bucket_ms, n, n)
+  return { 'suppressed', 0, soft, 0, string.format('%.17g', f) }
+end
+
+return run(op, KEYS, ARGV, 8, usage)

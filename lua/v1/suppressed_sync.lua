@@ -34,4 +34,24 @@
 --! error    TRYPEMA_WRONGTYPE  a key exists with another Redis type
 --! error    TRYPEMA_CORRUPT  the stored state was not written by these scripts
 --! example  2 trypema:v1:sup:{user_1}:buckets trypema:v1:sup:{user_1}:meta 10000 100 1.5 100 10 inst_1 1 1 0.5 4 "" 1000000
-return run(KEYS, ARGV, 'window_ms bucket_ms hard_limit_factor factor_cache_ms rate instance seq/target need/target u want/target pending? now_ms?', op_sync(true))
+
+local usage = 'window_ms bucket_ms hard_limit_factor factor_cache_ms rate instance seq need u want [pending] [now_ms]'
+
+local function op(keys, args)
+  local a = {}
+  a.window = arg(args, 1, 'int', 1, 34560000000, usage)
+  a.bucket = arg(args, 2, 'int', 1, a.window, usage)
+  a.hf = arg(args, 3, 'float', 1, math.huge, usage)
+  a.cache_ms = arg(args, 4, 'int', 1, 9007199254740991, usage)
+  a.rate = arg(args, 5, 'float', 2.2250738585072014e-308, math.huge, usage)
+  a.instance = arg(args, 6, 'word', nil, nil, usage)
+  a.seq = arg(args, 7, 'int', 0, 9007199254740991, usage)
+  a.need = arg(args, 8, 'int', 0, 9007199254740991, usage)
+  a.u = arg(args, 9, 'float', 0, 1, usage)
+  a.want = arg(args, 10, 'int', 0, 9007199254740991, usage)
+  if args[11] ~= '' then a.pending = args[11] end
+  a.now = arg(args, 12, 'int', 0, 9007199254740991, usage, true)
+  return sync(keys, a, true)
+end
+
+return run(op, KEYS, ARGV, 12, usage)

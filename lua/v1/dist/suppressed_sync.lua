@@ -7,381 +7,406 @@
 -- The algorithm is internal/sliding's, operation for operation and in the
 -- same floating-point order, so that Go and Lua agree bit for bit. Numbers
 -- are Lua doubles: every integer handled here is at most 2^53 - 1 and thus
--- exact. Integers are written with %d and floats with %.17g (never with
--- tostring, which keeps only 14 digits).
+-- exact. Integers go to Redis through %d and floats through %.17g (never
+-- through tostring, which keeps only 14 digits).
 --
 -- A script first parses its arguments and reads the key's state, then
 -- decides, and only then writes: bad input and impossible calls get an error
 -- reply before anything is written. Read-only scripts never write; they
 -- skip expired buckets in memory, as the write scripts do before trimming
 -- them away.
-
-local MAX_COUNT = 9007199254740991 -- 2^53 - 1
-local MAX_WINDOW = 34560000000 -- 400 days in ms
-local MIN_RATE = 2.2250738585072014e-308 -- the smallest normal double
-local EPS = 1e-9 -- absorbs representation error in the capacity
-local CHUNK = 128 -- the largest LRANGE of a bucket walk
-local RECENT_MS = 1000 -- the look-back of the factor's short-term rate
+--
+-- Cost. On a steady key a call costs the EVALSHA itself, about a
+-- microsecond per Redis command, and the Lua around them; this code keeps
+-- both down:
+--
+--   * EVALSHA runs this whole file before the body on every call, so
+--     everything at its top level is paid every time. It only defines the
+--     few functions that several scripts share: one closure each, no tables
+--     of closures, constants written in place. A function that one script
+--     needs lives in that script's body.
+--   * Every error message is built inside complain, which only failing
+--     calls reach: its helpers and strings cost nothing otherwise.
+--   * Each body parses its own arguments with arg: tonumber and one
+--     anchored pattern each, no spec strings.
+--   * A key is read with one HMGET of the meta fields the script needs,
+--     the list's two ends included (mirrored there: see State); buckets in
+--     between are read only when one has expired, or by the rarer walks
+--     (rejection, a fresh suppression factor, set_if), in LRANGE chunks.
+--   * A write sends only what changed: the newest bucket (LSET or RPUSH),
+--     the meta fields that moved (one HSET), and both TTLs. A call that
+--     joins the newest bucket is HMGET, LSET, HSET and two PEXPIREs.
+--   * Buckets are kept as plain numbers (locals, or fields of the one state
+--     table load builds), never as a table each.
 
 -- Errors -------------------------------------------------------------------
 
--- fail raises an error that run turns into the reply "<code> <msg>".
-local function fail(code, msg)
+-- complain raises the error reply of a problem: run turns the error into
+-- the reply "<code> <message>". what names the problem; a to e are its
+-- details (see each branch).
+local function complain(what, a, b, c, d, e)
+  local fmt_int = function(v) return string.format('%d', v) end
+  -- show quotes a value for a message: at most 40 bytes, printable ASCII.
+  local show = function(s)
+    s = tostring(s)
+    if #s > 40 then s = string.sub(s, 1, 40) .. '...' end
+    return "'" .. (string.gsub(s, '[^%w%p ]', '?')) .. "'"
+  end
+  -- short_float formats v with the fewest digits that read back as v, in
+  -- exponent notation only for very small or large magnitudes.
+  local short_float = function(v)
+    local x = math.abs(v)
+    local sci = x ~= 0 and (x < 1e-4 or x >= 1e21)
+    for p = 1, 16 do
+      local s = string.format('%.' .. p .. 'g', v)
+      if tonumber(s) == v and (sci or not string.find(s, 'e')) then return s end
+    end
+    return string.format('%.17g', v)
+  end
+  -- fmt_ms formats a duration the way the Go package does: 2d, 10s, 1500ms.
+  local fmt_ms = function(ms)
+    if ms % 86400000 == 0 then return fmt_int(ms / 86400000) .. 'd' end
+    if ms % 1000 == 0 then return fmt_int(ms / 1000) .. 's' end
+    return fmt_int(ms) .. 'ms'
+  end
+  -- name returns the i-th argument's name from a usage line.
+  local name = function(usage, i)
+    local j = 0
+    for word in string.gmatch(usage, '%S+') do
+      j = j + 1
+      if j == i then return (string.gsub(word, '[%[%]]', '')) end
+    end
+  end
+
+  local code, msg
+  if what == 'keys' then -- a: the number of keys
+    code, msg = 'TRYPEMA_KEYS', fmt_int(a) .. ' keys given, expected exactly 2: the buckets LIST and the meta HASH'
+      .. ' of one limited key, for example trypema:v1:abs:{user_1}:buckets trypema:v1:abs:{user_1}:meta'
+  elseif what == 'args' then -- a: arguments given, b: at most, c: usage
+    code, msg = 'TRYPEMA_ARG', fmt_int(a) .. ' arguments given, at most ' .. b .. ' expected: ' .. c
+  elseif what == 'missing' then -- a: usage, b: index
+    code, msg = 'TRYPEMA_ARG', 'argument ' .. b .. ' (' .. name(a, b) .. ') is missing; the arguments are: ' .. a
+  elseif what == 'arg' then -- a: usage, b: index, c: the value, d: the upper bound (bucket_ms) or lower bound (n)
+    local arg = name(a, b)
+    local s = show(c)
+    if arg == 'window_ms' then
+      code, msg = 'TRYPEMA_WINDOW', 'window_ms ' .. s .. ' is not an integer in [1, 34560000000] (1 ms to 400 days);'
+        .. ' pass the window in milliseconds, for example 10000'
+    elseif arg == 'bucket_ms' then
+      code, msg = 'TRYPEMA_BUCKET', 'bucket_ms ' .. s .. ' is not an integer in [1, window_ms] = [1, ' .. fmt_int(d)
+        .. ']; pass a bucket size in milliseconds no larger than the window, for example 100'
+    elseif arg == 'rate' then
+      code, msg = 'TRYPEMA_RATE', 'rate ' .. s .. ' is not a positive, finite decimal number of units per second'
+        .. ' of at least 2.2250738585072014e-308 (the smallest normal double); pass for example 10 or 0.5'
+    elseif arg == 'hard_limit_factor' then
+      code, msg = 'TRYPEMA_FACTOR', 'hard_limit_factor ' .. s
+        .. ' is not a finite decimal number >= 1; pass 1 for no headroom above the rate, or for example 1.5'
+    elseif arg == 'factor_cache_ms' then
+      code, msg = 'TRYPEMA_ARG', 'factor_cache_ms ' .. s .. ' is not an integer in [1, 9007199254740991];'
+        .. ' pass how long a suppression factor is reused, in ms, for example 100'
+    elseif d == 0 and (arg == 'n' or arg == 'seq' or arg == 'need' or arg == 'want') then -- [0, 2^53 - 1]
+      code, msg = 'TRYPEMA_COUNT', 'n ' .. s .. ' is not an integer in [0, 9007199254740991];'
+        .. ' pass the new live total (0 deletes the key)'
+    elseif arg == 'n' and string.find(c, '^0+$') then
+      code, msg = 'TRYPEMA_COUNT', 'n 0 consumes nothing; pass a count of at least 1,'
+        .. ' or use the read-only scripts to ask without consuming'
+    elseif arg == 'n' then
+      code, msg = 'TRYPEMA_COUNT', 'n ' .. s .. ' is not an integer in [1, 9007199254740991]; pass the units this call consumes'
+    elseif arg == 'u' then
+      code, msg = 'TRYPEMA_ARG', 'u ' .. s .. ' is not a decimal number in [0, 1);'
+        .. ' pass a uniform draw, or the empty string to let the script draw one'
+    elseif arg == 'now_ms' then
+      code, msg = 'TRYPEMA_ARG', 'now_ms ' .. s .. ' is not an integer in [0, 9007199254740991];'
+        .. ' pass Unix time in milliseconds, or the empty string to use the server time'
+    elseif arg == 'comparator' then
+      code, msg = 'TRYPEMA_ARG', 'comparator ' .. s .. ' is not one of always, eq, ne, lt, le, gt, ge'
+    elseif arg == 'instance' then
+      code, msg = 'TRYPEMA_ARG', 'instance ' .. s .. ' is not 1 to 64 letters, digits, _, - or .'
+    elseif arg == 'mode' then
+      code, msg = 'TRYPEMA_ARG', 'mode ' .. s .. ' is not one of replace, preserve_newest, preserve_oldest'
+    else
+      code, msg = 'TRYPEMA_ARG', arg .. ' ' .. s .. ' is not one of total, accepted'
+    end
+  elseif what == 'pending' then -- a: the item, b: suppressed
+    code, msg = 'TRYPEMA_ARG', 'pending item ' .. show(a) .. ' is not '
+      .. (b and 'last:count:declined' or 'last:count') .. ' with 1 <= count <= 9007199254740991'
+      .. (b and ' and declined <= count' or '')
+  elseif what == 'zero_capacity' then -- a: rate, b: window
+    local head = 'rate ' .. short_float(a) .. '/s over a window of ' .. fmt_ms(b) .. ' allows '
+      .. short_float(a * b / 1000) .. ' units, less than one'
+    local need = math.ceil((1 - 1e-9) * 1000 / a)
+    code = 'TRYPEMA_ZERO_CAPACITY'
+    if not (need <= 34560000000) then
+      msg = head .. ', and even the longest window (400d) is too short; use a higher rate'
+    else
+      while need < 34560000000 and math.floor(a * need / 1000 + 1e-9) < 1 do need = need + 1 end
+      msg = head .. '; use a window of at least ' .. fmt_ms(need) .. ' (window_ms ' .. fmt_int(need) .. ') or a higher rate'
+    end
+  elseif what == 'exceeds' then -- a: n, b: the limit, c: rate (false: read it from the meta e), d: window
+    if not c then c = tonumber(redis.call('HGET', e, 'rate')) end
+    code, msg = 'TRYPEMA_COUNT_EXCEEDS_CAPACITY', 'a call of ' .. fmt_int(a)
+      .. ' units can never be admitted by a key whose limit is ' .. fmt_int(b) .. ' (rate ' .. short_float(c)
+      .. '/s over ' .. fmt_ms(d) .. '); split the call or raise the rate'
+  elseif what == 'corrupt' then -- a: key, b: what is wrong, c: the value read (nil: missing)
+    local got = ' is missing'
+    if c then got = ' ' .. show(c) .. ' is not what these scripts write' end
+    code, msg = 'TRYPEMA_CORRUPT', 'key ' .. show(a) .. ': ' .. b .. got
+      .. '; delete both Redis keys of the limited key to start it over'
+  else -- 'typed': a: key, b: the type wanted, c: the error reply of a read
+    if not string.find(c.err, '^WRONGTYPE') then error(c, 0) end
+    code, msg = 'TRYPEMA_WRONGTYPE', 'key ' .. show(a) .. ' is a ' .. redis.call('TYPE', a).ok .. ', not a ' .. b
+      .. '; it belongs to something else: check the key prefix, or delete it'
+  end
   error({ trypema = code .. ' ' .. msg }, 0)
 end
 
--- show quotes a value for a message: at most 40 bytes, printable ASCII.
-local function show(s)
-  s = tostring(s)
-  if #s > 40 then s = string.sub(s, 1, 40) .. '...' end
-  return "'" .. (string.gsub(s, '[^%w%p ]', '?')) .. "'"
-end
-
-local function fmt_int(v) return string.format('%d', v) end
-local function fmt_float(v) return string.format('%.17g', v) end
-
--- short_float formats v with the fewest digits that read back as v, in
--- exponent notation only for very small or large magnitudes (for messages;
--- replies and stored values use fmt_float).
-local function short_float(v)
-  local a = math.abs(v)
-  local sci = a ~= 0 and (a < 1e-4 or a >= 1e21)
-  for p = 1, 16 do
-    local s = string.format('%.' .. p .. 'g', v)
-    if tonumber(s) == v and (sci or not string.find(s, 'e')) then return s end
-  end
-  return fmt_float(v)
-end
-
--- fmt_ms formats a duration the way the Go package does: 2d, 10s, 1500ms.
-local function fmt_ms(ms)
-  if ms % 86400000 == 0 then return fmt_int(ms / 86400000) .. 'd' end
-  if ms % 1000 == 0 then return fmt_int(ms / 1000) .. 's' end
-  return fmt_int(ms) .. 'ms'
-end
-
--- Numbers --------------------------------------------------------------------
-
--- int_of returns the decimal integer s when it lies in [lo, hi], else nil.
-local function int_of(s, lo, hi)
-  if type(s) ~= 'string' or not string.find(s, '^%d+$') then return nil end
-  local v = tonumber(s)
-  if v == nil or v < lo or v > hi then return nil end
-  return v
-end
-
--- float_of returns the finite decimal number s (plain or exponent notation),
--- else nil. The pattern keeps out what Lua's tonumber would also accept:
--- hexadecimal, "inf", "nan" and surrounding spaces.
-local function float_of(s)
-  if type(s) ~= 'string' then return nil end
-  local m = string.match(s, '^[+-]?([%d.]+)[eE][+-]?%d+$') or string.match(s, '^[+-]?([%d.]+)$')
-  if not m or not string.find(m, '%d') or string.find(m, '%..*%.') then return nil end
-  local v = tonumber(s)
-  if v == nil or v ~= v or v == math.huge or v == -math.huge then return nil end
-  return v
-end
-
--- Arguments ----------------------------------------------------------------
-
-local COMPARATORS = {
-  always = function() return true end,
-  eq = function(a, b) return a == b end,
-  ne = function(a, b) return a ~= b end,
-  lt = function(a, b) return a < b end,
-  le = function(a, b) return a <= b end,
-  gt = function(a, b) return a > b end,
-  ge = function(a, b) return a >= b end,
-}
-local MODES = { replace = true, preserve_newest = true, preserve_oldest = true }
-local USAGES = { total = true, accepted = true }
-
--- CHECK parses one argument by kind; a holds the arguments parsed so far.
-local CHECK = {
-  window_ms = function(s)
-    return int_of(s, 1, MAX_WINDOW) or fail('TRYPEMA_WINDOW', 'window_ms ' .. show(s)
-      .. ' is not an integer in [1, 34560000000] (1 ms to 400 days); pass the window in milliseconds, for example 10000')
-  end,
-  bucket_ms = function(s, a)
-    return int_of(s, 1, a.window_ms) or fail('TRYPEMA_BUCKET', 'bucket_ms ' .. show(s)
-      .. ' is not an integer in [1, window_ms] = [1, ' .. fmt_int(a.window_ms)
-      .. ']; pass a bucket size in milliseconds no larger than the window, for example 100')
-  end,
-  rate = function(s)
-    local v = float_of(s)
-    if v and v >= MIN_RATE then return v end
-    return fail('TRYPEMA_RATE', 'rate ' .. show(s) .. ' is not a positive, finite decimal number of units per second'
-      .. ' of at least 2.2250738585072014e-308 (the smallest normal double); pass for example 10 or 0.5')
-  end,
-  hard_limit_factor = function(s)
-    local v = float_of(s)
-    if v and v >= 1 then return v end
-    return fail('TRYPEMA_FACTOR', 'hard_limit_factor ' .. show(s)
-      .. ' is not a finite decimal number >= 1; pass 1 for no headroom above the rate, or for example 1.5')
-  end,
-  factor_cache_ms = function(s)
-    return int_of(s, 1, MAX_COUNT) or fail('TRYPEMA_ARG', 'factor_cache_ms ' .. show(s)
-      .. ' is not an integer in [1, 9007199254740991]; pass how long a suppression factor is reused, in ms, for example 100')
-  end,
-  count = function(s)
-    local v = int_of(s, 1, MAX_COUNT)
-    if v then return v end
-    if int_of(s, 0, 0) then
-      return fail('TRYPEMA_COUNT', 'n 0 consumes nothing; pass a count of at least 1,'
-        .. ' or use the read-only scripts to ask without consuming')
-    end
-    return fail('TRYPEMA_COUNT', 'n ' .. show(s) .. ' is not an integer in [1, 9007199254740991]; pass the units this call consumes')
-  end,
-  target = function(s)
-    return int_of(s, 0, MAX_COUNT) or fail('TRYPEMA_COUNT', 'n ' .. show(s)
-      .. ' is not an integer in [0, 9007199254740991]; pass the new live total (0 deletes the key)')
-  end,
-  u = function(s)
-    local v = float_of(s)
-    if v and v >= 0 and v < 1 then return v end
-    return fail('TRYPEMA_ARG', 'u ' .. show(s)
-      .. ' is not a decimal number in [0, 1); pass a uniform draw, or the empty string to let the script draw one')
-  end,
-  now_ms = function(s)
-    return int_of(s, 0, MAX_COUNT) or fail('TRYPEMA_ARG', 'now_ms ' .. show(s)
-      .. ' is not an integer in [0, 9007199254740991]; pass Unix time in milliseconds, or the empty string to use the server time')
-  end,
-  comparator = function(s)
-    if COMPARATORS[s] then return s end
-    return fail('TRYPEMA_ARG', 'comparator ' .. show(s) .. ' is not one of always, eq, ne, lt, le, gt, ge')
-  end,
-  mode = function(s)
-    if MODES[s] then return s end
-    return fail('TRYPEMA_ARG', 'mode ' .. show(s) .. ' is not one of replace, preserve_newest, preserve_oldest')
-  end,
-  usage = function(s)
-    if USAGES[s] then return s end
-    return fail('TRYPEMA_ARG', 'usage ' .. show(s) .. ' is not one of total, accepted')
-  end,
-}
-
--- parse_args checks the key count and parses args by spec, a list of
--- "name", "name/kind" (kind defaults to the name) and, for optional
--- arguments, a trailing "?": "window_ms rate n/count now_ms?". An optional
--- argument may be absent or empty; it is then nil in the result.
-local function parse_args(keys, args, spec)
+-- run calls op(keys, args) after checking the number of keys and that at
+-- most nargs arguments were given (usage lists them, for messages), and
+-- turns the errors raised by complain into error replies; when record found
+-- the key's list gone, it runs op once more (see record). Every body ends
+-- with one call of run.
+local function run(op, keys, args, nargs, usage)
+  local ok, res
   if #keys ~= 2 then
-    fail('TRYPEMA_KEYS', fmt_int(#keys) .. ' keys given, expected exactly 2: the buckets LIST and the meta HASH'
-      .. ' of one limited key, for example trypema:v1:abs:{user_1}:buckets trypema:v1:abs:{user_1}:meta')
+    ok, res = pcall(complain, 'keys', #keys)
+  elseif #args > nargs then
+    ok, res = pcall(complain, 'args', #args, nargs, usage)
+  else
+    ok, res = pcall(op, keys, args)
   end
-  local usage = string.gsub(string.gsub(spec, '/[%w_]+', ''), '([%w_]+)%?', '[%1]')
-  local _, count = string.gsub(spec, '%S+', '')
-  if #args > count then
-    fail('TRYPEMA_ARG', fmt_int(#args) .. ' arguments given, at most ' .. count .. ' expected: ' .. usage)
-  end
-  local a, i = {}, 0
-  for word in string.gmatch(spec, '%S+') do
-    i = i + 1
-    local name, kind, opt = string.match(word, '^([%w_]+)/?([%w_]*)(%??)$')
-    local s = args[i]
-    if s == nil or s == '' then
-      if opt == '' then
-        fail('TRYPEMA_ARG', 'argument ' .. i .. ' (' .. name .. ') is missing; the arguments are: ' .. usage)
-      end
-    else
-      a[name] = CHECK[kind ~= '' and kind or name](s, a)
-    end
-  end
-  return a
-end
-
--- run parses the arguments and calls op(keys, a), turning the errors
--- raised by fail into error replies. Every body is one call of run.
-local function run(keys, args, spec, op)
-  local ok, res = pcall(function() return op(keys, parse_args(keys, args, spec)) end)
+  if not ok and type(res) == 'table' and res.again then ok, res = pcall(op, keys, args) end
   if ok then return res end
   if type(res) == 'table' and res.trypema then return redis.error_reply(res.trypema) end
   error(res, 0)
 end
 
--- Capacity -------------------------------------------------------------------
+-- Arguments ----------------------------------------------------------------
 
-local function zero_capacity(rate, window)
-  local head = 'rate ' .. short_float(rate) .. '/s over a window of ' .. fmt_ms(window) .. ' allows '
-    .. short_float(rate * window / 1000) .. ' units, less than one'
-  local need = math.ceil((1 - EPS) * 1000 / rate)
-  if not (need <= MAX_WINDOW) then
-    fail('TRYPEMA_ZERO_CAPACITY', head .. ', and even the longest window (400d) is too short; use a higher rate')
+-- arg returns args[i] parsed as kind says:
+--   'int'    a decimal integer in [lo, hi]. tonumber alone would also take
+--            ' 7', '0x1f', '1e3' and '7.0'; the pattern keeps to digits.
+--   'float'  a number in [lo, hi) in decimal or exponent notation. The
+--            pattern keeps out what tonumber would also take (hexadecimal,
+--            'inf', 'nan', spaces); tonumber rejects the rest of what the
+--            pattern lets through ('1.2.3', '5e', '1+2').
+--   'word'   one of the words in lo (' a b c '), or with lo nil an
+--            instance id: 1 to 64 letters, digits, '_', '-' or '.'.
+-- An optional argument (opt) may be absent or empty, giving nil. usage
+-- lists the script's arguments, for messages.
+local function arg(args, i, kind, lo, hi, usage, opt)
+  local s = args[i]
+  if s == nil or s == '' then
+    if opt then return nil end
+    complain('missing', usage, i)
   end
-  while need < MAX_WINDOW and math.floor(rate * need / 1000 + EPS) < 1 do need = need + 1 end
-  fail('TRYPEMA_ZERO_CAPACITY', head .. '; use a window of at least ' .. fmt_ms(need)
-    .. ' (window_ms ' .. fmt_int(need) .. ') or a higher rate')
+  if kind == 'int' then
+    local v = tonumber(s)
+    if v and v >= lo and v <= hi and string.find(s, '^%d+$') then return v end
+    complain('arg', usage, i, s, lo == 0 and 0 or hi)
+  elseif kind == 'float' then
+    local v = tonumber(s)
+    if v and v >= lo and v < hi and string.find(s, '^[+-]?[%d.]+[eE]?[+-]?%d*$') then return v end
+  elseif lo then
+    if string.find(s, '^[%l_]+$') and string.find(lo, ' ' .. s .. ' ', 1, true) then return s end
+  elseif #s <= 64 and string.find(s, '^[%w_.-]+$') then
+    return s
+  end
+  complain('arg', usage, i, s)
 end
+
+-- Capacity -------------------------------------------------------------------
 
 -- caps returns the soft cap S (the absolute capacity C) and the hard cap H
 -- of rate over window ms with hard-limit factor hf, exactly as
 -- trypema.Capacity: x = (r * W) / 1000, S = floor(x + 1e-9),
 -- H = max(floor(x * hf + 1e-9), S), both saturating at 2^53 - 1.
-local function caps(rate, window, hf)
+-- Given the state st of a key without live state, it also adopts the rate
+-- for it (the caps, and fresh for record), after checking that a call of n
+-- units could ever be admitted: n <= S, or with by_hard (suppressed) H.
+local function caps(rate, window, hf, st, n, by_hard)
   local x = (rate * window) / 1000
-  local soft = math.floor(x + EPS)
-  if soft >= MAX_COUNT then soft = MAX_COUNT end
-  if soft == 0 then zero_capacity(rate, window) end
-  local hard = math.floor(x * hf + EPS)
-  if hard >= MAX_COUNT then hard = MAX_COUNT end
-  return soft, math.max(hard, soft)
-end
-
-local function count_exceeds(n, limit, rate, window)
-  fail('TRYPEMA_COUNT_EXCEEDS_CAPACITY', 'a call of ' .. fmt_int(n)
-    .. ' units can never be admitted by a key whose limit is ' .. fmt_int(limit) .. ' (rate ' .. short_float(rate)
-    .. '/s over ' .. fmt_ms(window) .. '); split the call or raise the rate')
+  local soft = math.floor(x + 1e-9)
+  if soft >= 9007199254740991 then soft = 9007199254740991 end
+  if soft == 0 then complain('zero_capacity', rate, window) end
+  local hard = math.floor(x * hf + 1e-9)
+  if hard >= 9007199254740991 then hard = 9007199254740991 end
+  if hard < soft then hard = soft end
+  if st then
+    local limit = soft
+    if by_hard then limit = hard end
+    if n > limit then complain('exceeds', n, limit, rate, window) end
+    st.rate, st.soft, st.hard, st.total, st.declined, st.fresh = rate, soft, hard, 0, 0, true
+  end
+  return soft, hard
 end
 
 -- State ----------------------------------------------------------------------
+--
+-- The meta hash mirrors the list's two ends: its fields newest and oldest
+-- hold the list's last and first elements (the same string when the list
+-- has one bucket), so that a call reads a key with one HMGET instead of
+-- also asking the list for them. Every record writes them. A meta without
+-- them (written by an older version, or after set_if and a hybrid release,
+-- which drop them rather than work them out) is read through the list, and
+-- so are keys for the scripts that rewrite the list (mode 'list' of load).
 
-local META_INTS = { nil, 'soft', 'hard', 'total', 'declined' }
-
-local function corrupt(key, what, value)
-  local got = ' is missing'
-  if value then got = ' ' .. show(value) .. ' is not what these scripts write' end
-  fail('TRYPEMA_CORRUPT', 'key ' .. show(key) .. ': ' .. what .. got
-    .. '; delete both Redis keys of the limited key to start it over')
-end
-
--- parse_bucket reads "start:last:count:declined".
-local function parse_bucket(key, s)
+-- bucket parses the list element s of key, "start:last:count:declined".
+local function bucket(key, s)
   local a, b, c, d = string.match(s, '^(%d+):(%d+):(%d+):(%d+)$')
-  if not a then corrupt(key, 'bucket', s) end
-  return { start = tonumber(a), last = tonumber(b), count = tonumber(c), declined = tonumber(d) }
+  if not a then complain('corrupt', key, 'bucket', s) end
+  return tonumber(a), tonumber(b), tonumber(c), tonumber(d)
 end
 
-local function enc_bucket(b)
-  return string.format('%d:%d:%d:%d', b.start, b.last, b.count, b.declined)
-end
-
--- call_typed runs a read command, turning Redis' WRONGTYPE error into ours.
-local function call_typed(key, want, ...)
-  local r = redis.pcall(...)
-  if type(r) == 'table' and r.err then
-    if string.find(r.err, '^WRONGTYPE') then
-      fail('TRYPEMA_WRONGTYPE', 'key ' .. show(key) .. ' is a ' .. redis.call('TYPE', key).ok .. ', not a ' .. want
-        .. '; it belongs to something else: check the key prefix, or delete it')
+-- walk visits the buckets of the list kb from index i on (forwards), or
+-- with backwards from index i (negative, counting from the end) towards the
+-- head, reading LRANGE chunks of size elements, then 4 times more up to
+-- 128, until visit(start, last, count, declined, element) returns true or
+-- the list ends.
+local function walk(kb, i, size, backwards, visit)
+  while true do
+    local lo, hi = i, i + size - 1
+    if backwards then lo, hi = i - size + 1, i end
+    local chunk = redis.call('LRANGE', kb, string.format('%d', lo), string.format('%d', hi))
+    local n = #chunk
+    if backwards then
+      for x = n, 1, -1 do
+        local s, l, c, d = bucket(kb, chunk[x])
+        if visit(s, l, c, d, chunk[x]) then return end
+      end
+      i = lo - 1
+    else
+      for x = 1, n do
+        local s, l, c, d = bucket(kb, chunk[x])
+        if visit(s, l, c, d, chunk[x]) then return end
+      end
+      i = hi + 1
     end
-    error(r, 0)
-  end
-  return r
-end
-
--- walk visits the buckets at list indices lo..hi, forwards or backwards
--- (newest first), in LRANGE chunks that grow to CHUNK, until visit returns
--- true.
-local function walk(key, lo, hi, backwards, visit)
-  local size = 8
-  while lo <= hi do
-    local i, j = lo, math.min(hi, lo + size - 1)
-    if backwards then i, j = math.max(lo, hi - size + 1), hi end
-    local chunk = redis.call('LRANGE', key, i, j)
-    if #chunk ~= j - i + 1 then
-      fail('TRYPEMA_CORRUPT', 'key ' .. show(key) .. ' holds fewer buckets than its length said')
-    end
-    local from, to, step = 1, #chunk, 1
-    if backwards then from, to, step = #chunk, 1, -1 end
-    for x = from, to, step do
-      if visit(parse_bucket(key, chunk[x])) then return end
-    end
-    if backwards then hi = i - 1 else lo = j + 1 end
-    size = math.min(CHUNK, size * 4)
+    -- A short chunk ends the list (LRANGE clamps its range to the list).
+    if n < size then return end
+    size = math.min(size * 4, 128)
   end
 end
 
 -- load reads a key's state at now (nil: the server's TIME) with the
--- monotonic guard applied and expired buckets skipped. The result st has:
---   keys, window, now, len (list length), time (TIME's reply, if read),
---   dirty (either Redis key holds something), live (a bucket is live);
--- and when live: k (the expired buckets at the list's head), oldest and
--- newest (the live ends), rate, soft, hard, total and declined (of the
--- live buckets), and f, f_at, f_head (the factor cache) when stored.
-local function load(keys, window, now)
+-- monotonic guard applied and expired buckets skipped (in memory). mode
+-- says what the caller needs, in order to read no more:
+--   'abs'   the absolute decisions: soft and total (hard is soft, declined
+--           0, rate false: a message that needs it reads it);
+--   'sup'   the suppressed ones: also hard, declined and the factor cache;
+--   'all'   also the rate;
+--   'list'  all that, with the list's ends read from the list itself
+--           rather than from the mirrors (for scripts that rewrite it).
+-- The state st has:
+--   kb, km (the keys), window, now, time (TIME's reply, or false), abs
+--   (mode 'abs'), dirty (either Redis key holds something), live (a bucket
+--   is live), mirror (the stored oldest mirror, or false);
+--   and when live: k (the expired buckets at the list's head), tail with
+--   ns, nl, nc, nd (the newest bucket: its element, start, last, count,
+--   declined), head with os, ol, oc, od (the oldest live bucket, alike;
+--   ol, oc and od are false when only its start was read, as below),
+--   rate, soft, hard, total and declined (of the live buckets), and f,
+--   f_at, f_head (the factor cache; f is false when none is stored).
+-- caps (adopting a rate) and factor add: fresh (record writes every meta
+-- field), f_new (the factor cache was recomputed).
+local function load(keys, window, now, mode)
   local kb, km = keys[1], keys[2]
-  local len = call_typed(kb, 'list', 'LLEN', kb)
-  local m = call_typed(km, 'hash', 'HMGET', km, 'rate', 'soft', 'hard', 'total', 'declined', 'f', 'f_at', 'f_head')
-  local st = { keys = keys, window = window, len = len, live = false, k = 0 }
+  local m
+  if mode == 'abs' then
+    m = redis.pcall('HMGET', km, 'newest', 'oldest', 'soft', 'total')
+  elseif mode == 'sup' then
+    m = redis.pcall('HMGET', km, 'newest', 'oldest', 'soft', 'total', 'hard', 'declined', 'f', 'f_at', 'f_head')
+  else
+    m = redis.pcall('HMGET', km, 'newest', 'oldest', 'soft', 'total', 'hard', 'declined', 'f', 'f_at', 'f_head', 'rate')
+  end
+  if m.err then complain('typed', km, 'hash', m) end
+  local tail, head, mirror = m[1], m[2], m[2]
+  if not (tail and head) or mode == 'list' then
+    -- Through the list, checking every field: a meta these scripts did
+    -- not write last may hold anything.
+    tail = redis.pcall('LINDEX', kb, -1)
+    if type(tail) == 'table' then complain('typed', kb, 'list', tail) end
+    head = false
+    if mode ~= 'all' and mode ~= 'list' then
+      mode = 'all'
+      m = redis.call('HMGET', km, 'newest', 'oldest', 'soft', 'total', 'hard', 'declined', 'f', 'f_at', 'f_head', 'rate')
+    end
+  end
+  local time = false
   if now == nil then
-    st.time = redis.call('TIME')
-    now = tonumber(st.time[1]) * 1000 + math.floor(tonumber(st.time[2]) / 1000)
+    time = redis.call('TIME')
+    now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
   end
-  st.now = now
-  for i = 1, 8 do
-    if m[i] then st.dirty = true end
-  end
-  if len == 0 then return st end
-  st.dirty = true
-  local newest = parse_bucket(kb, redis.call('LINDEX', kb, -1))
-  if now < newest.last then
-    now = newest.last
+  -- One constructor with every field, so that the table is allocated once.
+  local st = {
+    kb = kb, km = km, window = window, now = now, time = time, abs = mode == 'abs',
+    dirty = tail or m[1] or m[2] or m[3] or m[4] or m[5] or m[6] or m[7] or m[8] or m[9] or m[10] or false,
+    live = false, mirror = mirror, k = 0, tail = false, ns = 0, nl = 0, nc = 0, nd = 0,
+    head = false, os = 0, ol = 0, oc = 0, od = 0, rate = false, soft = 0, hard = 0, total = 0, declined = 0,
+    f = false, f_at = 0, f_head = 0, fresh = false, f_new = false,
+  }
+  if not tail then return st end
+  local ns, nl, nc, nd = bucket(kb, tail)
+  if now < nl then
+    now = nl
     st.now = now
   end
   -- Buckets end in order of their last calls: when the newest has left
   -- the window, so has everything, and the key is unknown.
-  if now - newest.last >= window then return st end
+  if now - nl >= window then return st end
 
-  local rate = float_of(m[1])
-  if not rate or rate < MIN_RATE then corrupt(km, 'field rate', m[1]) end
-  local nums = {}
-  for i = 2, 5 do
-    -- total and declined may exceed 2^53 - 1: every suppressed call is
-    -- counted, declined ones included.
-    nums[i] = int_of(m[i], 0, i < 4 and MAX_COUNT or math.huge)
-    if not nums[i] then corrupt(km, 'field ' .. META_INTS[i], m[i]) end
+  -- The meta, checked cheaply: these scripts write integers with %d.
+  if mode ~= 'abs' and mode ~= 'sup' then
+    local rate = tonumber(m[10])
+    if not (rate and rate >= 2.2250738585072014e-308 and rate < math.huge) then complain('corrupt', km, 'field rate', m[10]) end
+    st.rate = rate
   end
-  st.rate, st.soft, st.hard, st.total, st.declined = rate, nums[2], nums[3], nums[4], nums[5]
-  if m[6] or m[7] or m[8] then
-    st.f, st.f_at, st.f_head = float_of(m[6]), int_of(m[7], 0, MAX_COUNT), int_of(m[8], 0, MAX_COUNT)
-    if not (st.f and st.f >= 0 and st.f <= 1 and st.f_at and st.f_head) then
-      corrupt(km, 'the factor cache (fields f, f_at, f_head)', (m[6] or '') .. ',' .. (m[7] or '') .. ',' .. (m[8] or ''))
+  local soft, total = tonumber(m[3]), tonumber(m[4])
+  if not (soft and soft >= 0 and soft <= 9007199254740991 and soft % 1 == 0) then complain('corrupt', km, 'field soft', m[3]) end
+  local hard, declined = soft, 0
+  if mode ~= 'abs' then
+    hard, declined = tonumber(m[5]), tonumber(m[6])
+    if not (hard and hard >= 0 and hard <= 9007199254740991 and hard % 1 == 0) then complain('corrupt', km, 'field hard', m[5]) end
+  end
+  -- total and declined may pass 2^53 - 1: every suppressed call is
+  -- counted, declined ones included.
+  if not (total and total >= 0 and total % 1 == 0) then complain('corrupt', km, 'field total', m[4]) end
+  if not (declined and declined >= 0 and declined % 1 == 0) then complain('corrupt', km, 'field declined', m[6]) end
+  if mode ~= 'abs' and (m[7] or m[8] or m[9]) then
+    local f, f_at, f_head = tonumber(m[7]), tonumber(m[8]), tonumber(m[9])
+    if not (f and f >= 0 and f <= 1 and f_at and f_at >= 0 and f_at % 1 == 0 and f_head and f_head >= 0 and f_head % 1 == 0) then
+      complain('corrupt', km, 'the factor cache (fields f, f_at, f_head)', (m[7] or '') .. ',' .. (m[8] or '') .. ',' .. (m[9] or ''))
     end
-    st.has_f = true
+    st.f, st.f_at, st.f_head = f, f_at, f_head
   end
 
-  local oldest = newest
-  if len > 1 then oldest = parse_bucket(kb, redis.call('LINDEX', kb, 0)) end
+  -- The oldest bucket: the same string as the newest when it is the only
+  -- one (buckets differ in their start). Only its start, when that shows
+  -- it live (its last is later) and the script does not rewrite the list:
+  -- rejection parses the rest when it needs it (ol is false until then).
+  if not head then head = redis.call('LINDEX', kb, 0) end
+  local os, ol, oc, od = ns, nl, nc, nd
+  if head ~= tail then
+    os, ol, oc, od = tonumber(string.match(head, '^%d+')), false, false, false
+    if not os or mode == 'list' or now - os >= window then os, ol, oc, od = bucket(kb, head) end
+  end
   local k = 0
-  local function expire(b)
-    if now - b.last < window then
-      oldest = b
-      return true
-    end
-    k = k + 1
-    st.total = st.total - b.count
-    st.declined = st.declined - b.declined
-    return false
+  if ol and now - ol >= window then
+    -- It has left the window: walk on to the first live bucket (at the
+    -- latest the newest), taking the expired ones out of the totals. Most
+    -- often the next one is live: read one, then more.
+    k, total, declined = 1, total - oc, declined - od
+    walk(kb, 1, 1, false, function(s, l, c, d, e)
+      if now - l < window then
+        head, os, ol, oc, od = e, s, l, c, d
+        return true
+      end
+      k, total, declined = k + 1, total - c, declined - d
+    end)
   end
-  if not expire(oldest) then
-    walk(kb, 1, len - 2, false, expire)
-    if k == len - 1 then oldest = newest end
-  end
-  st.k, st.oldest, st.newest, st.live = k, oldest, newest, true
+  st.live, st.k, st.tail, st.head = true, k, tail, head
+  st.ns, st.nl, st.nc, st.nd, st.os, st.ol, st.oc, st.od = ns, nl, nc, nd, os, ol, oc, od
+  st.soft, st.hard, st.total, st.declined = soft, hard, total, declined
   return st
-end
-
--- adopt gives a key without live state the rate's caps, checking that a
--- call of n units could ever be admitted (n <= limit(soft, hard)).
-local function adopt(st, rate, hf, n, limit)
-  local soft, hard = caps(rate, st.window, hf)
-  if n > limit(soft, hard) then count_exceeds(n, limit(soft, hard), rate, st.window) end
-  st.rate, st.soft, st.hard, st.total, st.declined = rate, soft, hard, 0, 0
-end
-
--- record adds n units (d of them declined) at now to the state in memory,
--- joining the newest bucket when now is less than bucket_ms after its
--- start; save_record writes it.
-local function record(st, bucket_ms, n, d)
-  local b = st.live and st.newest
-  if b and st.now - b.start < bucket_ms then
-    b.count, b.declined, b.last = b.count + n, b.declined + d, st.now
-    st.joined = true
-  else
-    b = { start = st.now, last = st.now, count = n, declined = d }
-    st.newest = b
-    if not st.live then st.oldest = b end
-  end
-  st.total, st.declined = st.total + n, st.declined + d
 end
 
 -- Writing ------------------------------------------------------------------
@@ -390,295 +415,161 @@ end
 -- state (its sticky rate is forgotten).
 local function prune(st)
   if not st.live then
-    if st.dirty then redis.call('DEL', st.keys[1], st.keys[2]) end
+    if st.dirty then redis.call('DEL', st.kb, st.km) end
   elseif st.k > 0 then
-    redis.call('LTRIM', st.keys[1], st.k, -1)
+    redis.call('LTRIM', st.kb, string.format('%d', st.k), '-1')
   end
 end
 
--- put_meta writes the rate, caps and totals; with factor, the new factor
--- cache, and with clear, it drops the cache.
-local function put_meta(st, factor, clear)
-  local km = st.keys[2]
-  if factor then
-    redis.call('HSET', km, 'rate', fmt_float(st.rate), 'soft', fmt_int(st.soft), 'hard', fmt_int(st.hard),
-      'total', fmt_int(st.total), 'declined', fmt_int(st.declined),
-      'f', fmt_float(st.f), 'f_at', fmt_int(st.f_at), 'f_head', fmt_int(st.f_head))
-  else
-    redis.call('HSET', km, 'rate', fmt_float(st.rate), 'soft', fmt_int(st.soft), 'hard', fmt_int(st.hard),
-      'total', fmt_int(st.total), 'declined', fmt_int(st.declined))
-  end
-  if clear and st.has_f then redis.call('HDEL', km, 'f', 'f_at', 'f_head') end
-end
-
--- expire_at sets both keys' TTL to the time until the newest call, made at
--- last, leaves the window. The buckets go first: the meta's expiry, taken
--- from a later clock reading, is never the earlier one, so no script can
--- find live buckets without their meta.
-local function expire_at(st, last)
-  local ttl = fmt_int(math.max(1, st.window - (st.now - last)))
-  redis.call('PEXPIRE', st.keys[1], ttl)
-  redis.call('PEXPIRE', st.keys[2], ttl)
-end
-
--- save_record writes what record did.
-local function save_record(st)
+-- record adds n units (d of them declined) at now and writes the key: the
+-- expired buckets go; the newest bucket takes the units when now is less
+-- than bucket_ms after its start, else a new bucket starts; the meta gets
+-- the totals, the mirrors (oldest only when it moved), every field for a
+-- fresh key and the factor cache when it was recomputed; both keys get the
+-- window as their TTL (the newest call is now). st.total and st.declined
+-- become the new totals; record returns the start of the bucket that took
+-- the units.
+--
+-- The mirrors may tell of a list that is gone: its TTL ran out a
+-- millisecond before the meta's (the two PEXPIREs straddled a clock tick)
+-- while the caller's clock still sees it live. The list write notices,
+-- before anything else is written; the meta goes too, and run starts the
+-- call over on the forgotten key.
+local function record(st, bucket_ms, n, d)
+  local kb, km, now = st.kb, st.km, st.now
   prune(st)
-  if st.joined then
-    redis.call('LSET', st.keys[1], -1, enc_bucket(st.newest))
-  else
-    redis.call('RPUSH', st.keys[1], enc_bucket(st.newest))
-  end
-  put_meta(st, st.f_new, false)
-  expire_at(st, st.newest.last)
-end
-
--- Absolute -----------------------------------------------------------------
-
--- rejection is the Rejected reply for n units: the exact wait until
--- expiries alone make room, found by walking from the oldest bucket.
-local function rejection(st, n)
-  local c, total = st.soft, st.total
-  local freed, retry = 0, 0
-  walk(st.keys[1], st.k, st.len - 1, false, function(b)
-    freed = freed + b.count
-    if total - freed + n <= c then
-      retry = st.window - (st.now - b.last)
-      return true
+  local start, tail, head = now, nil, st.head
+  if st.live and now - st.ns < bucket_ms then
+    start = st.ns
+    tail = string.format('%d:%d:%d:%d', start, now, st.nc + n, st.nd + d)
+    if st.os == start then head = tail end -- the only live bucket
+    local r = redis.pcall('LSET', kb, '-1', tail)
+    if r.err then
+      if not string.find(r.err, 'no such key') then complain('typed', kb, 'list', r) end
+      redis.call('DEL', km)
+      error({ again = true }, 0)
     end
-  end)
-  return { 'rejected', c, math.max(0, c - total), retry, c - (total - freed) }
-end
-
-local function soft_of(soft) return soft end
-local function hard_of(_, hard) return hard end
-
-local function op_absolute_inc(keys, a)
-  local st = load(keys, a.window_ms, a.now_ms)
-  local n = a.n
-  if not st.live then
-    adopt(st, a.rate, 1, n, soft_of)
-  elseif n > st.soft then
-    count_exceeds(n, st.soft, st.rate, st.window)
+  else
+    tail = string.format('%d:%d:%d:%d', now, now, n, d)
+    if st.live then
+      local r = redis.pcall('RPUSHX', kb, tail)
+      if type(r) == 'table' then complain('typed', kb, 'list', r) end
+      if r == 0 then
+        redis.call('DEL', km)
+        error({ again = true }, 0)
+      end
+    else
+      redis.call('RPUSH', kb, tail)
+      head = tail
+    end
   end
-  local c = st.soft
-  if st.total + n > c then return rejection(st, n) end
-  record(st, a.bucket_ms, n, 0)
-  save_record(st)
-  return { 'allowed', c, c - st.total, 0, 0 }
+  st.total, st.declined = st.total + n, st.declined + d
+  local total = string.format('%d', st.total)
+  if st.fresh then
+    redis.call('HSET', km, 'rate', string.format('%.17g', st.rate), 'soft', string.format('%d', st.soft),
+      'hard', string.format('%d', st.hard), 'total', total, 'declined', string.format('%d', st.declined),
+      'newest', tail, 'oldest', head)
+  elseif st.f_new then -- suppressed, once per factor_cache_ms at most
+    local h = { 'HSET', km, 'total', total, 'declined', string.format('%d', st.declined), 'newest', tail,
+      'f', string.format('%.17g', st.f), 'f_at', string.format('%d', st.f_at), 'f_head', string.format('%d', st.f_head) }
+    if head ~= st.mirror then h[15], h[16] = 'oldest', head end
+    redis.call(unpack(h))
+  elseif st.abs then -- declined stays 0
+    if head == st.mirror then
+      redis.call('HSET', km, 'total', total, 'newest', tail)
+    else
+      redis.call('HSET', km, 'total', total, 'newest', tail, 'oldest', head)
+    end
+  elseif head == st.mirror then
+    redis.call('HSET', km, 'total', total, 'declined', string.format('%d', st.declined), 'newest', tail)
+  else
+    redis.call('HSET', km, 'total', total, 'declined', string.format('%d', st.declined), 'newest', tail, 'oldest', head)
+  end
+  local ttl = string.format('%d', st.window)
+  redis.call('PEXPIRE', kb, ttl)
+  redis.call('PEXPIRE', km, ttl)
+  return start
 end
 
-local function op_absolute_is_allowed(keys, a)
-  local st = load(keys, a.window_ms, a.now_ms)
-  if not st.live then return { 'allowed', 0, 0, 0, 0 } end
-  if st.total < st.soft then return { 'allowed', st.soft, st.soft - st.total, 0, 0 } end
-  return rejection(st, 1)
+-- rewrite writes, after a script changed the list (and then st.total and
+-- st.declined), the rate, caps and totals of st, the mirrors of the list's
+-- ends (nil: unknown, dropped), and both keys' TTL: the time until the
+-- newest call, made at last, leaves the window. The factor cache goes:
+-- the rate or the buckets it was computed from changed.
+local function rewrite(st, tail, head, last)
+  local km = st.km
+  if tail then
+    redis.call('HSET', km, 'rate', string.format('%.17g', st.rate), 'soft', string.format('%d', st.soft),
+      'hard', string.format('%d', st.hard), 'total', string.format('%d', st.total),
+      'declined', string.format('%d', st.declined), 'newest', tail, 'oldest', head)
+    if st.f then redis.call('HDEL', km, 'f', 'f_at', 'f_head') end
+  else
+    redis.call('HSET', km, 'rate', string.format('%.17g', st.rate), 'soft', string.format('%d', st.soft),
+      'hard', string.format('%d', st.hard), 'total', string.format('%d', st.total),
+      'declined', string.format('%d', st.declined))
+    redis.call('HDEL', km, 'newest', 'oldest', 'f', 'f_at', 'f_head')
+  end
+  local ttl = string.format('%d', math.max(1, st.window - (st.now - last)))
+  redis.call('PEXPIRE', st.kb, ttl)
+  redis.call('PEXPIRE', km, ttl)
 end
 
--- Suppressed ---------------------------------------------------------------
+-- Decisions ----------------------------------------------------------------
 
--- compute_factor is the rate-based factor (sliding.computeFactor):
--- clamp(1 - (S / W_s) / perceived, 0, 1), perceived being the units of the
--- buckets whose last call is under RECENT_MS old, or once accepted usage
--- reaches S the larger of that and total / W_s.
-local function compute_factor(st)
-  local accepted = st.total - st.declined
-  local ws = st.window / 1000
-  local recent = 0
-  if st.now - st.newest.last < RECENT_MS then
-    walk(st.keys[1], st.k, st.len - 1, true, function(b)
-      if st.now - b.last >= RECENT_MS then return true end
-      recent = recent + b.count
+-- rejection is the absolute strategy's Rejected reply for n units: the
+-- exact wait until expiries alone make room, found by walking from the
+-- oldest live bucket (held in st) on.
+local function rejection(st, n)
+  local c, total, window, now = st.soft, st.total, st.window, st.now
+  if not st.ol then
+    local _, l, count = bucket(st.kb, st.head)
+    st.ol, st.oc = l, count
+  end
+  local freed, retry = st.oc, 0
+  if total - freed + n <= c then
+    retry = window - (now - st.ol)
+  else
+    walk(st.kb, st.k + 1, 4, false, function(_, l, count)
+      freed = freed + count
+      if total - freed + n <= c then
+        retry = window - (now - l)
+        return true
+      end
     end)
   end
-  local perceived = recent
-  if accepted >= st.soft then perceived = math.max(perceived, st.total / ws) end
-  if perceived <= 0 then return 0 end
-  local f = 1 - (st.soft / ws) / perceived
-  return math.min(math.max(f, 0), 1)
+  return { 'rejected', c, math.max(0, c - total), retry, c - (total - freed) }
 end
 
 -- factor is the suppression factor (sliding.currentFactor): the bounds,
 -- then the cache while it is fresh and its oldest bucket still live, else a
--- new value, kept in st for save_record when store is set.
+-- new value, kept in st for record when store is set. The new value is
+-- sliding.computeFactor's clamp(1 - (S / W_s) / perceived, 0, 1),
+-- perceived being the units of the buckets whose last call is under
+-- 1000 ms old, or once accepted usage reaches S the larger of that and
+-- total / W_s.
 local function factor(st, cache_ms, store)
   if not st.live or st.total < st.soft then return 0 end
-  if st.total - st.declined >= st.hard then return 1 end
-  if st.f and st.now - st.f_at < cache_ms and st.oldest.start == st.f_head then return st.f end
-  local f = compute_factor(st)
-  if store then st.f, st.f_at, st.f_head, st.f_new = f, st.now, st.oldest.start, true end
-  return f
-end
-
--- draw returns a uniform draw in [0, 1) when the caller passed none. The
--- PRNG is seeded from the server's microseconds mixed with the key and its
--- state, since Redis may reset it for every script.
-local function draw(st, n)
-  local t = st.time or redis.call('TIME')
-  local h = 0
-  local s = st.keys[1]
-  for i = 1, #s do h = (h * 31 + string.byte(s, i)) % 2147483647 end
-  math.randomseed((tonumber(t[2]) * 4099 + (tonumber(t[1]) % 65536) * 65599 + h
-    + st.total % 1000003 + n % 7919) % 2147483647)
-  math.random()
-  return math.random()
-end
-
-local function op_suppressed_inc(keys, a)
-  local st = load(keys, a.window_ms, a.now_ms)
-  local n = a.n
-  if not st.live then
-    adopt(st, a.rate, a.hard_limit_factor, n, hard_of)
-  elseif n > st.hard then
-    count_exceeds(n, st.hard, st.rate, st.window)
+  local accepted = st.total - st.declined
+  if accepted >= st.hard then return 1 end
+  local now, window = st.now, st.window
+  if st.f and now - st.f_at < cache_ms and st.os == st.f_head then return st.f end
+  local ws = window / 1000
+  local recent = 0
+  if now - st.nl < 1000 then
+    -- The newest bucket is in st; walk back from the one before it,
+    -- stopping at the look-back or at the expired buckets.
+    recent = st.nc
+    walk(st.kb, -2, 4, true, function(_, l, c)
+      if now - l >= 1000 or now - l >= window then return true end
+      recent = recent + c
+    end)
   end
-  local forecast = st.total - st.declined + n
-  local reply
-  if forecast > st.hard then
-    record(st, a.bucket_ms, n, n)
-    reply = { 'suppressed', 0, st.soft, 0, '1' }
-  else
-    local f = factor(st, a.factor_cache_ms, true)
-    if f == 0 and forecast <= st.soft then
-      record(st, a.bucket_ms, n, 0)
-      reply = { 'allowed', 1, st.soft, st.soft - forecast, '0' }
-    else
-      local u = a.u or draw(st, n)
-      local admitted = u < 1 - f
-      record(st, a.bucket_ms, n, admitted and 0 or n)
-      reply = { 'suppressed', admitted and 1 or 0, st.soft, 0, fmt_float(f) }
-    end
-  end
-  save_record(st)
-  return reply
-end
-
-local function op_suppressed_factor(keys, a)
-  local st = load(keys, a.window_ms, a.now_ms)
-  return { fmt_float(factor(st, a.factor_cache_ms, false)) }
-end
-
--- Snapshot, rate, conditional set, delete ------------------------------------
-
--- snapshot is Get; cache_ms is nil for the absolute strategy (factor 0).
-local function snapshot(st, cache_ms)
-  if not st.live then return { 0, 0, 0, 0, 0, '0', '0' } end
+  local perceived = recent
+  if accepted >= st.soft then perceived = math.max(perceived, st.total / ws) end
   local f = 0
-  if cache_ms then f = factor(st, cache_ms, false) end
-  return { 1, st.total, st.declined, st.soft, st.hard, fmt_float(st.rate), fmt_float(f) }
-end
-
-local function op_absolute_get(keys, a)
-  return snapshot(load(keys, a.window_ms, a.now_ms), nil)
-end
-
-local function op_suppressed_get(keys, a)
-  return snapshot(load(keys, a.window_ms, a.now_ms), a.factor_cache_ms)
-end
-
-local function op_set_rate_limit(keys, a)
-  local st = load(keys, a.window_ms, a.now_ms)
-  if not st.live then return { 0, '0' } end
-  local soft, hard = caps(a.rate, st.window, a.hard_limit_factor)
-  local prev = st.rate
-  if a.rate ~= prev then
-    st.rate, st.soft, st.hard = a.rate, soft, hard
-    prune(st)
-    put_meta(st, false, true)
-    expire_at(st, st.newest.last)
-  end
-  return { 1, fmt_float(prev) }
-end
-
--- lower takes k units away (sliding.remove), from the oldest buckets when
--- from_oldest, else from the newest; a thinned bucket keeps
--- floor(declined * kept / count) declines. It writes the list and returns
--- the newest call's time.
-local function lower(st, k, from_oldest)
-  local kb = st.keys[1]
-  local dropped, partial, after = 0, nil, nil
-  walk(kb, st.k, st.len - 1, not from_oldest, function(b)
-    if k <= 0 then -- the first bucket kept whole: read before any write
-      after = b
-      return true
-    end
-    local take = math.min(k, b.count)
-    local kept = b.count - take
-    local declined = 0
-    if kept > 0 then
-      declined = math.floor(b.declined * kept / b.count)
-      declined = math.min(math.max(declined, 0), kept)
-    end
-    st.total = st.total - take
-    st.declined = st.declined - (b.declined - declined)
-    k = k - take
-    if kept == 0 then
-      dropped = dropped + 1
-    else
-      b.count, b.declined = kept, declined
-      partial = b
-      return true
-    end
-    return false
-  end)
-  if from_oldest then
-    redis.call('LTRIM', kb, st.k + dropped, -1)
-    if partial then redis.call('LSET', kb, 0, enc_bucket(partial)) end
-    return st.newest.last
-  end
-  redis.call('LTRIM', kb, st.k, st.len - 1 - dropped)
-  if partial then
-    redis.call('LSET', kb, -1, enc_bucket(partial))
-    return partial.last
-  end
-  return (after or st.newest).last
-end
-
-local function op_set_if(keys, a)
-  local soft, hard = caps(a.rate, a.window_ms, a.hard_limit_factor)
-  local st = load(keys, a.window_ms, a.now_ms)
-  local n = a.n
-  local cur = st.live and st.total or 0
-  if not COMPARATORS[a.comparator](cur, n) then return { 0, cur, cur } end
-  local kb = keys[1]
-  if n == 0 then
-    redis.call('DEL', kb, keys[2])
-    return { 1, cur, 0 }
-  end
-  local last
-  if a.mode == 'replace' or not st.live then
-    st.live, st.has_f = false, false
-    prune(st)
-    redis.call('RPUSH', kb, enc_bucket({ start = st.now, last = st.now, count = n, declined = 0 }))
-    st.total, st.declined, last = n, 0, st.now
-  elseif n > cur then
-    prune(st)
-    local b, at = st.newest, -1
-    if a.mode == 'preserve_oldest' then b, at = st.oldest, 0 end
-    b.count = b.count + (n - cur)
-    redis.call('LSET', kb, at, enc_bucket(b))
-    st.total, last = n, st.newest.last
-  elseif n < cur then
-    last = lower(st, cur - n, a.mode == 'preserve_newest')
-  else
-    prune(st)
-    last = st.newest.last
-  end
-  st.rate, st.soft, st.hard = a.rate, soft, hard
-  put_meta(st, false, true)
-  expire_at(st, last)
-  return { 1, cur, st.total }
-end
-
-local function op_delete(keys, a)
-  local st = load(keys, a.window_ms, a.now_ms)
-  local usage = 0
-  if st.live then
-    usage = st.total
-    if a.usage == 'accepted' then usage = st.total - st.declined end
-  end
-  redis.call('DEL', keys[1], keys[2])
-  return { st.live and 1 or 0, usage }
+  if perceived > 0 then f = math.min(math.max(1 - (st.soft / ws) / perceived, 0), 1) end
+  if store then st.f, st.f_at, st.f_head, st.f_new = f, now, st.os, true end
+  return f
 end
 
 -- Hybrid sync -----------------------------------------------------------------
@@ -693,157 +584,157 @@ end
 -- admitted until a window after it happened. q:<instance> holds the last
 -- applied sequence number, so a retry after a lost reply counts once.
 
-CHECK.instance = function(s)
-  if #s <= 64 and string.find(s, '^[%w_.-]+$') then return s end
-  return fail('TRYPEMA_ARG', 'instance ' .. show(s) .. ' is not 1 to 64 letters, digits, _, - or .')
-end
+-- sync is the body of absolute_sync and suppressed_sync; a holds their
+-- parsed arguments (window, bucket, hf, cache_ms, rate, instance, seq,
+-- need, u, want, pending, now), hf 1 for the absolute strategy.
+local function sync(keys, a, suppressed)
+  local kb, km, window, hf = keys[1], keys[2], a.window, a.hf
 
--- pending parses "last:count" (absolute) or "last:count:declined"
--- (suppressed) items separated by commas, checking every number.
-local function parse_pending(s, suppressed)
+  -- pending: "last:count" (absolute) or "last:count:declined" items
+  -- separated by commas, every number checked.
   local items = {}
-  if s == nil or s == '' then return items end
-  local pattern = suppressed and '^(%d+):(%d+):(%d+)$' or '^(%d+):(%d+)$'
-  for item in string.gmatch(s, '[^,]+') do
-    local l, c, d = string.match(item, pattern)
-    local last, count, declined = tonumber(l), tonumber(c), tonumber(d or '0')
-    if not last or last > MAX_COUNT or count > MAX_COUNT or count < 1 or declined > count then
-      fail('TRYPEMA_ARG', 'pending item ' .. show(item) .. ' is not '
-        .. (suppressed and 'last:count:declined' or 'last:count') .. ' with 1 <= count <= 9007199254740991'
-        .. (suppressed and ' and declined <= count' or ''))
+  if a.pending then
+    local pattern = suppressed and '^(%d+):(%d+):(%d+)$' or '^(%d+):(%d+)$'
+    for item in string.gmatch(a.pending, '[^,]+') do
+      local l, c, d = string.match(item, pattern)
+      local last, count, declined = tonumber(l or ''), tonumber(c or ''), tonumber(d or '0')
+      if not last or last > 9007199254740991 or count > 9007199254740991 or count < 1 or declined > count then
+        complain('pending', item, suppressed)
+      end
+      items[#items + 1] = { last, count, declined }
     end
-    items[#items + 1] = { last = last, count = count, declined = declined }
   end
-  return items
-end
-CHECK.pending = function(s) return s end -- parsed by op_sync, which knows the strategy
-
--- release hands back the instance's reservation: its units leave the bucket
--- that holds them (a bucket left empty is removed).
-local function release(keys, a, inst_field)
-  local km, kb = keys[2], keys[1]
-  local held = redis.call('HGET', km, inst_field)
-  if not held then return end
-  redis.call('HDEL', km, inst_field)
-  local units, start = string.match(held, '^(%d+):(%d+)$')
-  units, start = tonumber(units), tonumber(start)
-  if not units then corrupt(km, 'field ' .. inst_field, held) end
-  local st = load(keys, a.window_ms, a.now_ms)
-  if not st.live then return end
-  local i, found = st.len, nil
-  walk(kb, st.k, st.len - 1, true, function(b)
-    i = i - 1
-    if b.start == start then found = b return true end
-    return b.start < start
-  end)
-  if not found then return end
-  local take = math.min(units, found.count - found.declined)
-  if take <= 0 then return end
-  prune(st)
-  st.total = st.total - take
-  if take == found.count then
-    redis.call('LREM', kb, 1, enc_bucket(found))
-    if st.total == 0 and st.len - st.k == 1 then
-      redis.call('DEL', kb, km)
-      return
-    end
-  else
-    found.count = found.count - take
-    redis.call('LSET', kb, i - st.k, enc_bucket(found))
+  local now = a.now
+  if now == nil then
+    local t = redis.call('TIME')
+    now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
   end
-  redis.call('HSET', km, 'total', fmt_int(st.total))
-end
+  -- A key without live state adopts the call's rate: its capacity must be
+  -- checked before anything is written. A live key keeps its sticky rate.
+  if not load(keys, window, now, 'abs').live then caps(a.rate, window, hf) end
+  local q = redis.call('HGET', km, 'q:' .. a.instance)
+  if q and not string.find(q, '^%d+$') then complain('corrupt', km, 'field q:' .. a.instance, q) end
+  local fresh = not q or a.seq > tonumber(q)
 
--- op_sync builds the sync op of the absolute or suppressed strategy.
-local function op_sync(suppressed)
-  return function(keys, a)
-    local hf = suppressed and a.hard_limit_factor or 1
-    local items = parse_pending(a.pending, suppressed)
-    local km = keys[2]
-    local now = a.now_ms
-    if now == nil then
-      local t = redis.call('TIME')
-      now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-      a.now_ms = now
-    end
-    -- A key without live state adopts the call's rate: its capacity must be
-    -- checked before anything is written. A live key keeps its sticky rate.
-    if not load(keys, a.window_ms, now).live then caps(a.rate, a.window_ms, hf) end
-    local q = call_typed(km, 'hash', 'HGET', km, 'q:' .. a.instance)
-    local fresh = not q or a.seq > tonumber(q)
-    release(keys, a, 'h:' .. a.instance)
-    if fresh then
-      for _, p in ipairs(items) do
-        local st = load(keys, a.window_ms, math.min(p.last, now))
-        if not st.live then adopt(st, a.rate, hf, 0, function(s) return s end) end
-        record(st, a.bucket_ms, p.count, p.declined)
-        save_record(st)
+  -- Hand back the reservation: its units leave the bucket that holds them
+  -- (a bucket left empty is removed), found walking back from the newest.
+  -- The list changes under the mirrors: they go (see load).
+  local field = 'h:' .. a.instance
+  local held = redis.call('HGET', km, field)
+  if held then
+    local units, start = string.match(held, '^(%d+):(%d+)$')
+    if not units then complain('corrupt', km, 'field ' .. field, held) end
+    units, start = tonumber(units), tonumber(start)
+    local st = load(keys, window, now, 'list')
+    local fs, fl, fc, fd, at -- the bucket, and its index from the end
+    if st.live then
+      if st.ns == start then
+        fs, fl, fc, fd, at = st.ns, st.nl, st.nc, st.nd, -1
+      elseif st.ns > start then
+        local i = -1
+        walk(kb, -2, 4, true, function(s, l, c, d)
+          i = i - 1
+          if st.now - l >= window or s < start then return true end -- expired, or passed it
+          if s == start then
+            fs, fl, fc, fd, at = s, l, c, d, i
+            return true
+          end
+        end)
       end
     end
-
-    local st = load(keys, a.window_ms, now)
-    local need, outcome, reply = a.need, 'none', nil
-    if not st.live then
-      if need == 0 and a.want == 0 then
-        if #items > 0 and fresh then redis.call('HSET', km, 'q:' .. a.instance, fmt_int(a.seq)) end
-        if suppressed then return { 'none', 0, 0, 0, '0', 0, 0, 0 } end
-        return { 'none', 0, 0, 0, 0, 0, 0 }
-      end
-      adopt(st, a.rate, hf, need, suppressed and hard_of or soft_of)
-    elseif need > (suppressed and st.hard or st.soft) then
-      count_exceeds(need, suppressed and st.hard or st.soft, st.rate, st.window)
-    end
-    -- Decide need first (on the state before this call, as the inc scripts
-    -- do), then record need and the new reservation in one bucket update.
-    local f, add, add_declined = 0, 0, 0
-    if suppressed then
-      local forecast = st.total - st.declined + need
-      if need > 0 and forecast > st.hard then
-        reply, f, add, add_declined = { 'suppressed', 0, st.soft, 0 }, 1, need, need
-      elseif need > 0 then
-        f = factor(st, a.factor_cache_ms, true)
-        if f == 0 and forecast <= st.soft then
-          reply, add = { 'allowed', 1, st.soft, st.soft - forecast }, need
-        else
-          local admitted = a.u < 1 - f
-          reply, add = { 'suppressed', admitted and 1 or 0, st.soft, 0 }, need
-          if not admitted then add_declined = need end
-        end
+    local take = fs and math.min(units, fc - fd) or 0
+    if take > 0 then
+      prune(st) -- indices from the end stay valid
+      st.total = st.total - take
+      if take < fc then
+        redis.call('LSET', kb, string.format('%d', at), string.format('%d:%d:%d:%d', fs, fl, fc - take, fd))
+      elseif st.total == 0 and st.os == st.ns then -- it was the only live bucket
+        redis.call('DEL', kb, km)
       else
-        f = factor(st, a.factor_cache_ms, false)
+        redis.call('LREM', kb, '1', string.format('%d:%d:%d:%d', fs, fl, fc, fd))
       end
-    elseif need > 0 then
-      if st.total + need > st.soft then
-        reply = rejection(st, need)
-      else
-        outcome, add = 'allowed', need
+      if st.total > 0 then
+        -- declined too: prune may have dropped expired declines.
+        redis.call('HSET', km, 'total', string.format('%d', st.total), 'declined', string.format('%d', st.declined))
       end
-    end
-    -- The new reservation: absolute up to the capacity, suppressed (accepted
-    -- units) up to the hard cap, and none after a rejection.
-    local room
-    if suppressed then
-      room = st.hard - (st.total - st.declined) - (add - add_declined)
+      redis.call('HDEL', km, field, 'newest', 'oldest')
     else
-      room = st.soft - st.total - add
+      redis.call('HDEL', km, field)
     end
-    local grant = 0
-    if not (reply and reply[1] == 'rejected') then grant = math.max(0, math.min(a.want, room)) end
-    if add + grant > 0 then
-      record(st, a.bucket_ms, add + grant, add_declined)
-      save_record(st)
-    end
-    if grant > 0 then redis.call('HSET', km, 'h:' .. a.instance, fmt_int(grant) .. ':' .. fmt_int(st.newest.start)) end
-    if #items > 0 and fresh then redis.call('HSET', km, 'q:' .. a.instance, fmt_int(a.seq)) end
-    if suppressed then
-      reply = reply or { 'none', 0, st.soft, 0 }
-      return { reply[1], reply[2], reply[3], reply[4], fmt_float(f), grant, st.hard, st.total - st.declined }
-    end
-    if reply then
-      return { 'rejected', 0, reply[2], reply[3], reply[4], reply[5], st.total }
-    end
-    return { outcome, grant, st.soft, st.soft - st.total, 0, 0, st.total }
   end
+
+  if fresh then
+    for _, p in ipairs(items) do
+      local st = load(keys, window, math.min(p[1], now), suppressed and 'sup' or 'abs')
+      if not st.live then caps(a.rate, st.window, hf, st, 0, false) end
+      record(st, a.bucket, p[2], p[3])
+    end
+  end
+
+  local st = load(keys, window, now, suppressed and 'sup' or 'abs')
+  local need, outcome, reply = a.need, 'none', nil
+  if not st.live then
+    if need == 0 and a.want == 0 then
+      if #items > 0 and fresh then redis.call('HSET', km, 'q:' .. a.instance, string.format('%d', a.seq)) end
+      if suppressed then return { 'none', 0, 0, 0, '0', 0, 0, 0 } end
+      return { 'none', 0, 0, 0, 0, 0, 0 }
+    end
+    caps(a.rate, st.window, hf, st, need, suppressed)
+  else
+    local limit = suppressed and st.hard or st.soft
+    if need > limit then complain('exceeds', need, limit, st.rate, window, st.km) end
+  end
+  -- Decide need first (on the state before this call, as the inc scripts
+  -- do), then record need and the new reservation in one bucket update.
+  local f, add, add_declined = 0, 0, 0
+  if suppressed then
+    local forecast = st.total - st.declined + need
+    if need > 0 and forecast > st.hard then
+      reply, f, add, add_declined = { 'suppressed', 0, st.soft, 0 }, 1, need, need
+    elseif need > 0 then
+      f = factor(st, a.cache_ms, true)
+      if f == 0 and forecast <= st.soft then
+        reply, add = { 'allowed', 1, st.soft, st.soft - forecast }, need
+      else
+        local admitted = a.u < 1 - f
+        reply, add = { 'suppressed', admitted and 1 or 0, st.soft, 0 }, need
+        if not admitted then add_declined = need end
+      end
+    else
+      f = factor(st, a.cache_ms, false)
+    end
+  elseif need > 0 then
+    if st.total + need > st.soft then
+      reply = rejection(st, need)
+    else
+      outcome, add = 'allowed', need
+    end
+  end
+  -- The new reservation: absolute up to the capacity, suppressed (accepted
+  -- units) up to the hard cap, and none after a rejection.
+  local room
+  if suppressed then
+    room = st.hard - (st.total - st.declined) - (add - add_declined)
+  else
+    room = st.soft - st.total - add
+  end
+  local grant = 0
+  if not (reply and reply[1] == 'rejected') then grant = math.max(0, math.min(a.want, room)) end
+  if add + grant > 0 then
+    local start = record(st, a.bucket, add + grant, add_declined)
+    if grant > 0 then
+      redis.call('HSET', km, field, string.format('%d', grant) .. ':' .. string.format('%d', start))
+    end
+  end
+  if #items > 0 and fresh then redis.call('HSET', km, 'q:' .. a.instance, string.format('%d', a.seq)) end
+  if suppressed then
+    reply = reply or { 'none', 0, st.soft, 0 }
+    return { reply[1], reply[2], reply[3], reply[4], string.format('%.17g', f), grant, st.hard, st.total - st.declined }
+  end
+  if reply then
+    return { 'rejected', 0, reply[2], reply[3], reply[4], reply[5], st.total }
+  end
+  return { outcome, grant, st.soft, st.soft - st.total, 0, 0, st.total }
 end
 
 --! script   suppressed_sync
@@ -882,4 +773,24 @@ end
 --! error    TRYPEMA_WRONGTYPE  a key exists with another Redis type
 --! error    TRYPEMA_CORRUPT  the stored state was not written by these scripts
 --! example  2 trypema:v1:sup:{user_1}:buckets trypema:v1:sup:{user_1}:meta 10000 100 1.5 100 10 inst_1 1 1 0.5 4 "" 1000000
-return run(KEYS, ARGV, 'window_ms bucket_ms hard_limit_factor factor_cache_ms rate instance seq/target need/target u want/target pending? now_ms?', op_sync(true))
+
+local usage = 'window_ms bucket_ms hard_limit_factor factor_cache_ms rate instance seq need u want [pending] [now_ms]'
+
+local function op(keys, args)
+  local a = {}
+  a.window = arg(args, 1, 'int', 1, 34560000000, usage)
+  a.bucket = arg(args, 2, 'int', 1, a.window, usage)
+  a.hf = arg(args, 3, 'float', 1, math.huge, usage)
+  a.cache_ms = arg(args, 4, 'int', 1, 9007199254740991, usage)
+  a.rate = arg(args, 5, 'float', 2.2250738585072014e-308, math.huge, usage)
+  a.instance = arg(args, 6, 'word', nil, nil, usage)
+  a.seq = arg(args, 7, 'int', 0, 9007199254740991, usage)
+  a.need = arg(args, 8, 'int', 0, 9007199254740991, usage)
+  a.u = arg(args, 9, 'float', 0, 1, usage)
+  a.want = arg(args, 10, 'int', 0, 9007199254740991, usage)
+  if args[11] ~= '' then a.pending = args[11] end
+  a.now = arg(args, 12, 'int', 0, 9007199254740991, usage, true)
+  return sync(keys, a, true)
+end
+
+return run(op, KEYS, ARGV, 12, usage)
