@@ -330,7 +330,8 @@ func (s *State) currentFactor(p *Params, now int64, store bool) float64 {
 //   - 0 for an unknown key or observed demand below S (Total < S);
 //   - 1 when accepted usage A ≥ H;
 //   - otherwise clamp(1 − (S / W_s) / perceived, 0, 1), where perceived is
-//     the units observed in buckets whose last call is under 1 s old, or,
+//     the units observed in buckets whose last call is under 1 s old, per
+//     second of the span since the first of them began (at least 1 s), or,
 //     once A ≥ S, the larger of that and Total / W_s (SPEC §4.2).
 //
 // Below S only the last second counts, so a key whose overload has ended
@@ -339,15 +340,20 @@ func (s *State) currentFactor(p *Params, now int64, store bool) float64 {
 func (s *State) computeFactor(p *Params, now int64) float64 {
 	accepted := s.Total - s.Declined
 	ws := float64(p.WindowMs) / 1000
+	// The counted buckets' calls began at the oldest one's start, up to B
+	// before the look-back: the rate is taken over that span (at least
+	// 1 s), else coarse buckets overstate demand and under-admit.
 	var recent int64
+	span := int64(recentMs)
 	for i := s.size - 1; i >= 0; i-- {
 		b := s.at(i)
 		if now-b.Last >= recentMs {
 			break
 		}
 		recent += b.Count
+		span = max(span, now-b.Start)
 	}
-	perceived := float64(recent)
+	perceived := float64(recent) * 1000 / float64(span)
 	if accepted >= s.Soft {
 		perceived = max(perceived, float64(s.Total)/ws)
 	}

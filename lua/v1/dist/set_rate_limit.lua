@@ -545,7 +545,8 @@ end
 -- new value, kept in st for record when store is set. The new value is
 -- sliding.computeFactor's clamp(1 - (S / W_s) / perceived, 0, 1),
 -- perceived being the units of the buckets whose last call is under
--- 1000 ms old, or once accepted usage reaches S the larger of that and
+-- 1000 ms old, per second of the span since the first of them began (at
+-- least 1 s), or once accepted usage reaches S the larger of that and
 -- total / W_s.
 local function factor(st, cache_ms, store)
   if not st.live or st.total < st.soft then return 0 end
@@ -554,17 +555,19 @@ local function factor(st, cache_ms, store)
   local now, window = st.now, st.window
   if st.f and now - st.f_at < cache_ms and st.os == st.f_head then return st.f end
   local ws = window / 1000
-  local recent = 0
+  local recent, span = 0, 1000
   if now - st.nl < 1000 then
     -- The newest bucket is in st; walk back from the one before it,
-    -- stopping at the look-back or at the expired buckets.
-    recent = st.nc
-    walk(st.kb, -2, 4, true, function(_, l, c)
+    -- stopping at the look-back or at the expired buckets. The counted
+    -- buckets' calls began at the oldest one's start, which may be more
+    -- than 1000 ms ago: the rate is taken over that span.
+    recent, span = st.nc, math.max(span, now - st.ns)
+    walk(st.kb, -2, 4, true, function(s, l, c)
       if now - l >= 1000 or now - l >= window then return true end
-      recent = recent + c
+      recent, span = recent + c, math.max(span, now - s)
     end)
   end
-  local perceived = recent
+  local perceived = recent * 1000 / span
   if accepted >= st.soft then perceived = math.max(perceived, st.total / ws) end
   local f = 0
   if perceived > 0 then f = math.min(math.max(1 - (st.soft / ws) / perceived, 0), 1) end
