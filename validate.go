@@ -72,3 +72,33 @@ func ValidateTarget(n int64) error {
 	}
 	return fmt.Errorf("%w: target total %d is above the maximum of 2^53−1 (%d)", ErrInvalidCount, n, int64(MaxCount))
 }
+
+// ValidateInc checks the arguments of an Inc call (rate, count, key, in the
+// order the scripts check them), so that every provider refuses the same
+// input with the same error.
+func ValidateInc(key string, r Rate, n int64) error {
+	if err := ValidateRate(r); err != nil {
+		return err
+	}
+	if err := ValidateCount(n); err != nil {
+		return err
+	}
+	return ValidateKey(key)
+}
+
+// ValidateSetIf checks the arguments of a SetIf call in the scripts' order.
+func ValidateSetIf(key string, r Rate, cmp Comparator, n int64, mode HistoryMode) error {
+	if err := ValidateRate(r); err != nil {
+		return err
+	}
+	if err := cmp.Validate(); err != nil {
+		return err
+	}
+	if err := ValidateTarget(n); err != nil {
+		return err
+	}
+	if err := mode.Validate(); err != nil {
+		return err
+	}
+	return ValidateKey(key)
+}

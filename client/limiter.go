@@ -68,40 +68,18 @@ func (b *base) now() Opt[int64] {
 	return Some(b.cfg.Clock.NowMs())
 }
 
-func (b *base) checkKey(key string) error {
-	if err := trypema.ValidateKey(key); err != nil {
-		return err
-	}
-	if b.closed.Load() {
+// open reports err, or ErrClosed once the limiter is closed.
+func (b *base) open(err error) error {
+	if err == nil && b.closed.Load() {
 		return trypema.ErrClosed
 	}
-	return nil
+	return err
 }
+
+func (b *base) checkKey(key string) error { return b.open(trypema.ValidateKey(key)) }
 
 func (b *base) checkInc(key string, r trypema.Rate, n int64) error {
-	if err := trypema.ValidateRate(r); err != nil {
-		return err
-	}
-	if err := trypema.ValidateCount(n); err != nil {
-		return err
-	}
-	return b.checkKey(key)
-}
-
-func (b *base) checkSetIf(key string, r trypema.Rate, cmp trypema.Comparator, n int64, mode trypema.HistoryMode) error {
-	if err := trypema.ValidateRate(r); err != nil {
-		return err
-	}
-	if err := cmp.Validate(); err != nil {
-		return err
-	}
-	if err := trypema.ValidateTarget(n); err != nil {
-		return err
-	}
-	if err := mode.Validate(); err != nil { // in the scripts' argument order
-		return err
-	}
-	return b.checkKey(key)
+	return b.open(trypema.ValidateInc(key, r, n))
 }
 
 // decide applies the failure policy to a decision that failed because
@@ -142,7 +120,7 @@ func (b *base) setRateLimit(ctx context.Context, key string, rate trypema.Rate) 
 }
 
 func (b *base) setIf(ctx context.Context, key string, rate trypema.Rate, cmp trypema.Comparator, n int64, mode trypema.HistoryMode) (trypema.SetResult, error) {
-	if err := b.checkSetIf(key, rate, cmp, n, mode); err != nil {
+	if err := b.open(trypema.ValidateSetIf(key, rate, cmp, n, mode)); err != nil {
 		return trypema.SetResult{}, err
 	}
 	r, err := b.scripts.SetIf(ctx, b.keys(key), SetIfArgs{

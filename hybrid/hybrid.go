@@ -102,6 +102,7 @@ type base struct {
 	clock    trypema.Clock
 	random   func() float64
 	keys     *keytable.Table[keyState]
+	remote   trypema.Limiter // the Redis provider, for the operations that are not decisions
 	instance string
 	seq      atomic.Int64
 
@@ -151,24 +152,18 @@ var cryptoRead = crand.Read
 
 func (b *base) keysOf(key string) [2]string { return client.Keys(b.cfg.Prefix, b.strategy, key) }
 
-func (b *base) checkKey(key string) error {
-	if err := trypema.ValidateKey(key); err != nil {
-		return err
-	}
-	if b.closed.Load() {
+// open reports err, or ErrClosed once the limiter is closed.
+func (b *base) open(err error) error {
+	if err == nil && b.closed.Load() {
 		return trypema.ErrClosed
 	}
-	return nil
+	return err
 }
 
+func (b *base) checkKey(key string) error { return b.open(trypema.ValidateKey(key)) }
+
 func (b *base) checkInc(key string, r trypema.Rate, n int64) error {
-	if err := trypema.ValidateRate(r); err != nil {
-		return err
-	}
-	if err := trypema.ValidateCount(n); err != nil {
-		return err
-	}
-	return b.checkKey(key)
+	return b.open(trypema.ValidateInc(key, r, n))
 }
 
 // markDirty registers key for the next background sync.

@@ -26,6 +26,52 @@ type Absolute struct {
 	remote *client.Absolute
 }
 
+// The operations that are not decisions commit what is pending for the key
+// and then go to Redis through the Redis provider's limiter.
+
+// Get commits what is pending for key, then reads its state from Redis.
+func (b *base) Get(ctx context.Context, key string) (trypema.Snapshot, error) {
+	if err := b.checkKey(key); err != nil {
+		return trypema.Snapshot{}, err
+	}
+	if err := b.flushKey(ctx, key); err != nil {
+		return trypema.Snapshot{}, err
+	}
+	return b.remote.Get(ctx, key)
+}
+
+// SetRateLimit commits what is pending for key, then replaces its rate.
+func (b *base) SetRateLimit(ctx context.Context, key string, rate trypema.Rate) (trypema.Rate, bool, error) {
+	if err := b.flushKey(ctx, key); err != nil {
+		return 0, false, err
+	}
+	return b.remote.SetRateLimit(ctx, key, rate)
+}
+
+// SetIf commits what is pending for key, then sets it conditionally.
+func (b *base) SetIf(ctx context.Context, key string, rate trypema.Rate, cmp trypema.Comparator, n int64, mode trypema.HistoryMode) (trypema.SetResult, error) {
+	if err := b.flushKey(ctx, key); err != nil {
+		return trypema.SetResult{}, err
+	}
+	return b.remote.SetIf(ctx, key, rate, cmp, n, mode)
+}
+
+// Delete commits what is pending for key, deletes it in Redis and forgets
+// its local state, under the key's lock.
+func (b *base) Delete(ctx context.Context, key string) (int64, bool, error) {
+	if err := b.checkKey(key); err != nil {
+		return 0, false, err
+	}
+	return b.deleteKey(ctx, key, b.remote.Delete)
+}
+
+// Clear forgets all local state, pending calls included, and removes every
+// key of this prefix and strategy from Redis.
+func (b *base) Clear(ctx context.Context) error {
+	b.keys.Clear(nil)
+	return b.remote.Clear(ctx)
+}
+
 // NewAbsolute returns a hybrid absolute limiter over pool, configured by
 // opts (window, bucket size, sync interval, prefix, failure policy, clock;
 // see trypema.Option) and hopts. Close it to commit what is pending.
@@ -39,6 +85,7 @@ func NewAbsolute(pool *redis.Pool, opts []trypema.Option, hopts ...Option) (*Abs
 		b.Close()
 		return nil, err
 	}
+	b.remote = remote
 	return &Absolute{base: b, remote: remote}, nil
 }
 
@@ -142,49 +189,6 @@ func (l *Absolute) IsAllowed(ctx context.Context, key string) (trypema.Decision,
 	return l.remote.IsAllowed(ctx, key)
 }
 
-// Get commits what is pending for key, then reads its state from Redis.
-func (l *Absolute) Get(ctx context.Context, key string) (trypema.Snapshot, error) {
-	if err := l.checkKey(key); err != nil {
-		return trypema.Snapshot{}, err
-	}
-	if err := l.flushKey(ctx, key); err != nil {
-		return trypema.Snapshot{}, err
-	}
-	return l.remote.Get(ctx, key)
-}
-
-// SetRateLimit commits what is pending for key, then replaces its rate.
-func (l *Absolute) SetRateLimit(ctx context.Context, key string, rate trypema.Rate) (trypema.Rate, bool, error) {
-	if err := l.flushKey(ctx, key); err != nil {
-		return 0, false, err
-	}
-	return l.remote.SetRateLimit(ctx, key, rate)
-}
-
-// SetIf commits what is pending for key, then sets it conditionally.
-func (l *Absolute) SetIf(ctx context.Context, key string, rate trypema.Rate, cmp trypema.Comparator, n int64, mode trypema.HistoryMode) (trypema.SetResult, error) {
-	if err := l.flushKey(ctx, key); err != nil {
-		return trypema.SetResult{}, err
-	}
-	return l.remote.SetIf(ctx, key, rate, cmp, n, mode)
-}
-
-// Delete commits what is pending for key, forgets its local state and
-// deletes it in Redis.
-func (l *Absolute) Delete(ctx context.Context, key string) (int64, bool, error) {
-	if err := l.checkKey(key); err != nil {
-		return 0, false, err
-	}
-	return l.deleteKey(ctx, key, l.remote.Delete)
-}
-
-// Clear forgets all local state, pending calls included, and removes every
-// key of this prefix and strategy from Redis.
-func (l *Absolute) Clear(ctx context.Context) error {
-	l.keys.Clear(nil)
-	return l.remote.Clear(ctx)
-}
-
 // Suppressed is the hybrid limiter of the suppressed strategy.
 type Suppressed struct {
 	*base
@@ -202,6 +206,7 @@ func NewSuppressed(pool *redis.Pool, opts []trypema.Option, hopts ...Option) (*S
 		b.Close()
 		return nil, err
 	}
+	b.remote = remote
 	return &Suppressed{base: b, remote: remote}, nil
 }
 
@@ -313,47 +318,4 @@ func (l *Suppressed) SuppressionFactor(ctx context.Context, key string) (float64
 		return 0, err
 	}
 	return l.remote.SuppressionFactor(ctx, key)
-}
-
-// Get commits what is pending for key, then reads its state from Redis.
-func (l *Suppressed) Get(ctx context.Context, key string) (trypema.Snapshot, error) {
-	if err := l.checkKey(key); err != nil {
-		return trypema.Snapshot{}, err
-	}
-	if err := l.flushKey(ctx, key); err != nil {
-		return trypema.Snapshot{}, err
-	}
-	return l.remote.Get(ctx, key)
-}
-
-// SetRateLimit commits what is pending for key, then replaces its rate.
-func (l *Suppressed) SetRateLimit(ctx context.Context, key string, rate trypema.Rate) (trypema.Rate, bool, error) {
-	if err := l.flushKey(ctx, key); err != nil {
-		return 0, false, err
-	}
-	return l.remote.SetRateLimit(ctx, key, rate)
-}
-
-// SetIf commits what is pending for key, then sets it conditionally.
-func (l *Suppressed) SetIf(ctx context.Context, key string, rate trypema.Rate, cmp trypema.Comparator, n int64, mode trypema.HistoryMode) (trypema.SetResult, error) {
-	if err := l.flushKey(ctx, key); err != nil {
-		return trypema.SetResult{}, err
-	}
-	return l.remote.SetIf(ctx, key, rate, cmp, n, mode)
-}
-
-// Delete commits what is pending for key, forgets its local state and
-// deletes it in Redis.
-func (l *Suppressed) Delete(ctx context.Context, key string) (int64, bool, error) {
-	if err := l.checkKey(key); err != nil {
-		return 0, false, err
-	}
-	return l.deleteKey(ctx, key, l.remote.Delete)
-}
-
-// Clear forgets all local state, pending calls included, and removes every
-// key of this prefix and strategy from Redis.
-func (l *Suppressed) Clear(ctx context.Context) error {
-	l.keys.Clear(nil)
-	return l.remote.Clear(ctx)
 }

@@ -72,10 +72,7 @@ func (l *Absolute) SetRateLimit(_ context.Context, key string, rate trypema.Rate
 // SetIf sets key's live total to n (and its rate to rate) iff
 // cmp.Match(total, n); see [trypema.Limiter.SetIf].
 func (l *Absolute) SetIf(_ context.Context, key string, rate trypema.Rate, cmp trypema.Comparator, n int64, mode trypema.HistoryMode) (trypema.SetResult, error) {
-	if err := checkSetIf(rate, cmp, n, mode); err != nil {
-		return trypema.SetResult{}, err
-	}
-	if err := l.s.checkKey(key); err != nil {
+	if err := l.s.open(trypema.ValidateSetIf(key, rate, cmp, n, mode)); err != nil {
 		return trypema.SetResult{}, err
 	}
 	return l.s.setIf(key, rate, cmp, n, mode)
@@ -165,10 +162,7 @@ func (l *Suppressed) SetRateLimit(_ context.Context, key string, rate trypema.Ra
 // cmp.Match(total, n); lowering keeps floor(declined × kept / count) of
 // each thinned bucket's declines. See [trypema.Limiter.SetIf].
 func (l *Suppressed) SetIf(_ context.Context, key string, rate trypema.Rate, cmp trypema.Comparator, n int64, mode trypema.HistoryMode) (trypema.SetResult, error) {
-	if err := checkSetIf(rate, cmp, n, mode); err != nil {
-		return trypema.SetResult{}, err
-	}
-	if err := l.s.checkKey(key); err != nil {
+	if err := l.s.open(trypema.ValidateSetIf(key, rate, cmp, n, mode)); err != nil {
 		return trypema.SetResult{}, err
 	}
 	return l.s.setIf(key, rate, cmp, n, mode)

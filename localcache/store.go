@@ -54,26 +54,18 @@ func newStore(suppressed bool, opts []trypema.Option) (*store, error) {
 // when the key has no entry and create is not set.
 func (s *store) lock(key string, create bool) *entry { return s.keys.Lock(key, create) }
 
-// checkKey validates key and that the limiter is open.
-func (s *store) checkKey(key string) error {
-	if err := trypema.ValidateKey(key); err != nil {
-		return err
-	}
-	if s.closed.Load() {
+// open reports err, or ErrClosed once the limiter is closed.
+func (s *store) open(err error) error {
+	if err == nil && s.closed.Load() {
 		return trypema.ErrClosed
 	}
-	return nil
+	return err
 }
 
-// checkInc validates an Inc call's arguments.
+func (s *store) checkKey(key string) error { return s.open(trypema.ValidateKey(key)) }
+
 func (s *store) checkInc(key string, r trypema.Rate, n int64) error {
-	if err := trypema.ValidateRate(r); err != nil {
-		return err
-	}
-	if err := trypema.ValidateCount(n); err != nil {
-		return err
-	}
-	return s.checkKey(key)
+	return s.open(trypema.ValidateInc(key, r, n))
 }
 
 func (s *store) get(key string) trypema.Snapshot {
@@ -99,19 +91,6 @@ func (s *store) setIf(key string, r trypema.Rate, cmp trypema.Comparator, n int6
 	e := s.lock(key, true)
 	defer e.Unlock()
 	return e.V.SetIf(&s.p, s.clock.NowMs(), r, cmp, n, mode)
-}
-
-func checkSetIf(r trypema.Rate, cmp trypema.Comparator, n int64, mode trypema.HistoryMode) error {
-	if err := trypema.ValidateRate(r); err != nil {
-		return err
-	}
-	if err := cmp.Validate(); err != nil {
-		return err
-	}
-	if err := trypema.ValidateTarget(n); err != nil {
-		return err
-	}
-	return mode.Validate() // in the scripts' argument order
 }
 
 // remove deletes key and reports its usage.
