@@ -1470,7 +1470,13 @@ func TestCapacityMatchesGo(t *testing.T) {
 		if err != nil {
 			t.Fatalf("rate %v window %d hf %v: %v", r, w, hf, err)
 		}
-		caps, err := redis.Int64s(c.Do("HMGET", km, "soft", "hard"))
+		raw, err := redis.Values(c.Do("HMGET", km, "soft", "hard"))
+		if err == nil && raw[0] == nil && w < 50 {
+			// The key's TTL is the window: with a window of a few ms it can
+			// expire before this read. Nothing to compare then.
+			continue
+		}
+		caps, err := redis.Int64s(raw, err)
 		if err != nil || caps[0] != soft || caps[1] != hard {
 			t.Fatalf("rate %v window %d hf %v: caps %v %v, want %d %d", r, w, hf, caps, err, soft, hard)
 		}
