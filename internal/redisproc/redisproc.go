@@ -29,9 +29,10 @@ import (
 var ErrNotInstalled = errors.New("redisproc: redis-server is not on PATH " +
 	"(Debian/Ubuntu: sudo apt-get install redis-server)")
 
-// errPortTaken marks a start that lost its port to another process; Start
-// then picks another port.
-var errPortTaken = errors.New("port already in use")
+// ErrPortTaken marks a start that lost its port to another process. Start
+// with Port 0 then picks another port itself; with a fixed Port the caller
+// decides whether to try again.
+var ErrPortTaken = errors.New("port already in use")
 
 // readyTimeout bounds how long a fresh server may take to answer.
 const readyTimeout = 10 * time.Second
@@ -92,7 +93,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		if s, err = launch(ctx, bin, dir, port, cfg.Args); err == nil {
 			return s, nil
 		}
-		if !errors.Is(err, errPortTaken) {
+		if !errors.Is(err, ErrPortTaken) {
 			break
 		}
 	}
@@ -111,6 +112,9 @@ func (s *Server) Port() int { return s.port }
 
 // Pid returns the server's process id.
 func (s *Server) Pid() int { return s.cmd.Process.Pid }
+
+// Dir returns the server's temporary directory, removed by Stop.
+func (s *Server) Dir() string { return s.dir }
 
 // Output returns what the server has written so far (its first 64 KiB).
 func (s *Server) Output() string { return s.out.String() }
@@ -154,7 +158,7 @@ func launch(ctx context.Context, bin, dir string, port int, extra []string) (*Se
 			err := fmt.Errorf("redisproc: redis-server on %s exited during startup (%v); its output:\n%s",
 				addr, s.cmd.ProcessState, s.out)
 			if strings.Contains(s.out.String(), "already in use") {
-				err = fmt.Errorf("%w: %w", errPortTaken, err)
+				err = fmt.Errorf("%w: %w", ErrPortTaken, err)
 			}
 			return nil, err
 		case <-ctx.Done():
@@ -170,7 +174,7 @@ func launch(ctx context.Context, bin, dir string, port int, extra []string) (*Se
 		}
 		if err == nil {
 			kill()
-			return nil, fmt.Errorf("%w: %s is served by another redis-server (pid %d)", errPortTaken, addr, pid)
+			return nil, fmt.Errorf("%w: %s is served by another redis-server (pid %d)", ErrPortTaken, addr, pid)
 		}
 		if time.Now().After(deadline) {
 			kill()

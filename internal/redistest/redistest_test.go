@@ -68,10 +68,10 @@ func redisChildren() []int {
 func pid(t *testing.T, s *Server) int {
 	t.Helper()
 	p, ok := s.b.(*process)
-	if !ok || p.cmd == nil {
+	if !ok || p.srv == nil {
 		t.Skip("server is not a redis-server process")
 	}
-	return p.cmd.Process.Pid
+	return p.srv.Pid()
 }
 
 func TestStartAnswersPing(t *testing.T) {
