@@ -194,18 +194,30 @@ func (s *State) adopt(p *Params, r trypema.Rate, n int64) error {
 	return nil
 }
 
-// IncAbsolute is the absolute strategy's Inc (SPEC §4.1).
-func (s *State) IncAbsolute(p *Params, now int64, r trypema.Rate, n int64) (trypema.Decision, error) {
+// begin starts an Inc: the guard and expiry, then the check that n can ever
+// be admitted, against the caps of r for a key without state (which adopts
+// r) or against the key's own hard cap (equal to its capacity for the
+// absolute strategy). On error the state is left as it was.
+func (s *State) begin(p *Params, now int64, r trypema.Rate, n int64) (int64, mark, error) {
 	m := s.mark()
 	now = s.Advance(p, now)
+	var err error
 	if s.size == 0 {
-		if err := s.adopt(p, r, n); err != nil {
-			s.undo(m)
-			return trypema.Decision{}, err
-		}
-	} else if n > s.Soft {
+		err = s.adopt(p, r, n)
+	} else if n > s.Hard {
+		err = countExceeds(n, s.Hard, s.Rate, p)
+	}
+	if err != nil {
 		s.undo(m)
-		return trypema.Decision{}, countExceeds(n, s.Soft, s.Rate, p)
+	}
+	return now, m, err
+}
+
+// IncAbsolute is the absolute strategy's Inc (SPEC §4.1).
+func (s *State) IncAbsolute(p *Params, now int64, r trypema.Rate, n int64) (trypema.Decision, error) {
+	now, m, err := s.begin(p, now, r, n)
+	if err != nil {
+		return trypema.Decision{}, err
 	}
 	c := s.Soft
 	if s.Total+n <= c {
@@ -267,16 +279,9 @@ func (s *State) IsAllowed(p *Params, now int64) trypema.Decision {
 // while its demand in the last second is above the rate (see
 // computeFactor), so the admitted rate stays at the target.
 func (s *State) IncSuppressed(p *Params, now int64, r trypema.Rate, n int64, draw func() float64) (trypema.Decision, error) {
-	m := s.mark()
-	now = s.Advance(p, now)
-	if s.size == 0 {
-		if err := s.adopt(p, r, n); err != nil {
-			s.undo(m)
-			return trypema.Decision{}, err
-		}
-	} else if n > s.Hard {
-		s.undo(m)
-		return trypema.Decision{}, countExceeds(n, s.Hard, s.Rate, p)
+	now, _, err := s.begin(p, now, r, n)
+	if err != nil {
+		return trypema.Decision{}, err
 	}
 	forecast := s.Total - s.Declined + n
 	if forecast > s.Hard {
