@@ -67,6 +67,15 @@ func (f *limiterFlags) open(c string, stderr io.Writer) (trypema.Limiter, *redis
 }
 
 // oneKey checks that pos is exactly one valid key.
+// parseKey parses args for a command that takes exactly one KEY.
+func (c *command) parseKey(args []string, stdout, stderr io.Writer) (string, int, bool) {
+	pos, code, ok := c.parse(c.flagSet(), args, stdout, stderr)
+	if !ok {
+		return "", code, false
+	}
+	return oneKey(c.name, pos, stderr)
+}
+
 func oneKey(c string, pos []string, stderr io.Writer) (string, int, bool) {
 	if len(pos) != 1 {
 		return "", usageErr(stderr, c, "want exactly one KEY, got %d arguments", len(pos)), false
@@ -101,12 +110,7 @@ failed, 2 bad arguments. For example:
 		},
 	}
 	c.run = func(args []string, stdout, stderr io.Writer) int {
-		fs := c.flagSet()
-		pos, code, ok := c.parse(fs, args, stdout, stderr)
-		if !ok {
-			return code
-		}
-		key, code, ok := oneKey(c.name, pos, stderr)
+		key, code, ok := c.parseKey(args, stdout, stderr)
 		if !ok {
 			return code
 		}
@@ -175,12 +179,7 @@ factor. Nothing is written. An unknown key prints exists=false.
 		flags: func(fs *flag.FlagSet) { lf.register(fs) },
 	}
 	c.run = func(args []string, stdout, stderr io.Writer) int {
-		fs := c.flagSet()
-		pos, code, ok := c.parse(fs, args, stdout, stderr)
-		if !ok {
-			return code
-		}
-		key, code, ok := oneKey(c.name, pos, stderr)
+		key, code, ok := c.parseKey(args, stdout, stderr)
 		if !ok {
 			return code
 		}

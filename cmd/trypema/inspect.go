@@ -46,12 +46,7 @@ explicit now_ms from a skewed clock).
 		},
 	}
 	c.run = func(args []string, stdout, stderr io.Writer) int {
-		fs := c.flagSet()
-		pos, code, ok := c.parse(fs, args, stdout, stderr)
-		if !ok {
-			return code
-		}
-		key, code, ok := oneKey(c.name, pos, stderr)
+		key, code, ok := c.parseKey(args, stdout, stderr)
 		if !ok {
 			return code
 		}
